@@ -1,0 +1,48 @@
+// Verifying files against their detached FILE.sig.
+//
+// Policy (written once here and once in conda-sign(1)): a file is VALID only
+// when FILE.sig exists and parses, the key it names is a valid name whose
+// KEYS/NAME.pub loads under the key policy, and the signature checks out on
+// the SHA-256 of the file's bytes. Anything else is a failure verdict; there
+// is no outcome in which a missing or unreadable signature counts as good.
+#pragma once
+
+#include <condaguard/keys.hpp>
+#include <condaguard/verdict.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <variant>
+
+namespace condaguard {
+
+class Verifier {
+public:
+    explicit Verifier(const KeyStore& keys) : keys_(keys) {}
+
+    // Verifies `file` against `file + ".sig"`. Never throws: every failure,
+    // including internal errors, becomes a non-VALID Result.
+    Result verify_file(const std::filesystem::path& file);
+
+    // Verifies bytes read once from `fd` (a file or a pipe) against `sig_path`.
+    Result verify_stream(int fd, const std::filesystem::path& sig_path, const std::string& display);
+
+private:
+    const PublicKey& key(const KeyName& name);
+
+    const KeyStore& keys_;
+    // Keys loaded once per run; a failed load is remembered as its verdict.
+    std::map<std::string, std::variant<PublicKey, VerdictError>> cache_;
+};
+
+struct SignedFile {
+    std::filesystem::path sig_path;
+    std::string fingerprint;
+};
+
+// Hashes `file` as it is read, signs the digest and writes `file + ".sig"`
+// atomically (temporary file, fsync, rename).
+SignedFile sign_file(const std::filesystem::path& file, const KeyName& name, const PrivateKey& key);
+
+}  // namespace condaguard

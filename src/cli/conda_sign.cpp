@@ -1,0 +1,210 @@
+// conda-sign: the old `conda sign` command, flag for flag, made fail-closed.
+//
+//   conda-sign --keygen NAME [--size BITS] [--type rsa|ed25519] [--force]
+//   conda-sign [-i NAME|PATH] FILE...
+//   conda-sign --verify FILE...
+//   conda-sign --import-key PATH [--name NAME] [--force]
+
+#include <condaguard/sigfile.hpp>
+#include <condaguard/verify.hpp>
+
+#include "common.hpp"
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+
+namespace condaguard::cli {
+namespace {
+
+constexpr const char* prog = "conda-sign";
+
+struct Options {
+    KeyOptions keys;
+    std::string keygen;
+    std::optional<unsigned> size;
+    std::string type = "rsa";
+    bool force = false;
+    bool verify = false;
+    std::string input_key;
+    std::string import_key;
+    std::string name;
+    bool json = false;
+    std::vector<std::string> files;
+};
+
+KeyName key_name_or_usage(const std::string& s, const char* what) {
+    if (auto why = KeyName::problem(s)) throw CommandError(2, fmt::format("{}: {}", what, *why));
+    return KeyName(s);
+}
+
+// Loads a private key for signing; key problems keep their verdict word.
+template <class F>
+PrivateKey load_signing_key(F load) {
+    try {
+        return load();
+    } catch (const VerdictError& e) {
+        throw CommandError(exit_code(e.verdict()), fmt::format("{}: {}", to_string(e.verdict()), e.what()));
+    }
+}
+
+nlohmann::json key_json(const KeyName& name, const KeyPairPaths& paths, const PrivateKey& key) {
+    return {{"name", name.str()},
+            {"type", to_string(key.type())},
+            {"bits", key.public_key().bits()},
+            {"private_key", paths.private_key.string()},
+            {"public_key", paths.public_key.string()},
+            {"fingerprint", key.public_key().fingerprint()}};
+}
+
+void print_stored(const Options& o, const char* command, const KeyName& name, const KeyPairPaths& paths,
+                  const PrivateKey& key) {
+    if (o.json) {
+        print_json_object(stdout, {{"version", json_version}, {"command", command}, {"status", "ok"},
+                                   {"key", key_json(name, paths, key)}});
+        return;
+    }
+    fmt::print("Storing private key: {}\n", paths.private_key.string());
+    fmt::print("Storing public key : {}\n", paths.public_key.string());
+    fmt::print("Fingerprint (SHA-256 of the public key): {}\n", key.public_key().fingerprint());
+}
+
+int run_keygen(const Options& o) {
+    const KeyName name = key_name_or_usage(o.keygen, "--keygen");
+    const KeyType type = o.type == "ed25519" ? KeyType::Ed25519 : KeyType::Rsa;
+    const unsigned bits = o.size.value_or(default_rsa_bits);
+    if (type == KeyType::Rsa && bits < default_min_rsa_bits)
+        throw CommandError(2, fmt::format("--size {}: RSA keys under {} bits are refused", bits, default_min_rsa_bits));
+    if (type == KeyType::Ed25519 && o.size)
+        throw CommandError(2, "--size applies to RSA keys only");
+    const KeyStore store = o.keys.store(prog);
+    if (!o.json) fmt::print("Generating public/private key pair...\n");
+    const PrivateKey key = PrivateKey::generate(type, bits);
+    print_stored(o, "keygen", name, store.store(name, key, o.force), key);
+    return 0;
+}
+
+int run_import(const Options& o) {
+    const std::filesystem::path src = o.import_key;
+    const KeyName name = key_name_or_usage(o.name.empty() ? src.filename().string() : o.name, "key name");
+    const KeyStore store = o.keys.store(prog);
+    const PrivateKey key = load_signing_key([&] { return load_private_key_file(src, store.policy()); });
+    print_stored(o, "import-key", name, store.store(name, key, o.force), key);
+    return 0;
+}
+
+int run_sign(const Options& o) {
+    if (o.files.empty()) throw CommandError(2, "no files to sign (see --help)");
+    const KeyStore store = o.keys.store(prog);
+    std::optional<KeyName> name;
+    std::optional<PrivateKey> key;
+    if (o.input_key.find('/') != std::string::npos) {
+        // A path: the name written into FILE.sig is the key file's name, never the path.
+        const std::filesystem::path path = o.input_key;
+        name = key_name_or_usage(path.filename().string(), "-i");
+        key.emplace(load_signing_key([&] { return load_private_key_file(path, store.policy()); }));
+    } else {
+        if (!o.input_key.empty()) {
+            name = key_name_or_usage(o.input_key, "-i");
+        } else {
+            const auto names = store.private_key_names();
+            if (names.empty())
+                throw CommandError(2, fmt::format("no private key in {}; create one with '{} --keygen NAME'",
+                                                  store.dir().string(), prog));
+            if (names.size() > 1)
+                throw CommandError(2, fmt::format("several private keys in {} ({}); choose one with -i NAME",
+                                                  store.dir().string(), fmt::join(names, ", ")));
+            name = KeyName(names.front());
+        }
+        key.emplace(load_signing_key([&] { return store.load_private(*name); }));
+    }
+    if (!o.json)
+        fmt::print("Using private key '{}' ({}) for signing.\n", name->str(), key->public_key().fingerprint());
+    nlohmann::json signed_files = nlohmann::json::array();
+    int status = 0;
+    for (const auto& f : o.files) {
+        try {
+            const SignedFile s = sign_file(f, *name, *key);
+            if (!o.json) fmt::print("signing: {}\n", f);
+            signed_files.push_back({{"path", f}, {"sig", s.sig_path.string()}});
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "{}: error: {}: not signed: {}\n", prog, f, e.what());
+            signed_files.push_back({{"path", f}, {"error", e.what()}});
+            status = 2;
+        }
+    }
+    if (o.json)
+        print_json_object(stdout, {{"version", json_version},
+                                   {"command", "sign"},
+                                   {"status", status == 0 ? "ok" : "error"},
+                                   {"key", name->str()},
+                                   {"fingerprint", key->public_key().fingerprint()},
+                                   {"files", std::move(signed_files)}});
+    return status;
+}
+
+int run_verify(const Options& o) {
+    if (o.files.empty()) throw CommandError(2, "no files to verify (see --help)");
+    const KeyStore store = o.keys.store(prog);
+    Verifier verifier(store);
+    std::vector<Result> results;
+    results.reserve(o.files.size());
+    for (const auto& f : o.files) results.push_back(verifier.verify_file(f));
+    if (o.json)
+        print_json(stdout, "verify", results);
+    else
+        print_text(stdout, results);
+    return exit_status(results);
+}
+
+}  // namespace
+}  // namespace condaguard::cli
+
+int main(int argc, char** argv) {
+    using namespace condaguard::cli;
+    Options o;
+    CLI::App app{"Sign conda packages and verify their signatures. Signatures are written "
+                 "alongside the files as FILE.sig.",
+                 prog};
+    app.set_version_flag("--version", std::string(prog) + " (condaguard) " CONDAGUARD_VERSION);
+    auto* keygen = app.add_option("-k,--keygen", o.keygen, "Generate a key pair KEYS/NAME and KEYS/NAME.pub")
+                       ->type_name("NAME");
+    auto* size = app.add_option("--size", o.size, "RSA key size for --keygen (default 2048, at least 2048)")
+                     ->type_name("BITS")
+                     ->check(CLI::Range(1u, 16384u))
+                     ->needs(keygen);
+    auto* type = app.add_option("--type", o.type, "Key type for --keygen: rsa (default) or ed25519")
+                     ->type_name("TYPE")
+                     ->check(CLI::IsMember({"rsa", "ed25519"}))
+                     ->needs(keygen);
+    auto* verify = app.add_flag("-v,--verify", o.verify, "Verify FILE(s) against FILE.sig");
+    auto* input = app.add_option("-i,--input-key", o.input_key,
+                                 "Private key to sign with: a NAME in the keys directory or a PATH (containing '/')")
+                      ->type_name("NAME|PATH");
+    auto* import = app.add_option("--import-key", o.import_key,
+                                  "Copy an existing private key into the keys directory and write its .pub")
+                       ->type_name("PATH");
+    auto* name = app.add_option("--name", o.name, "Name for --import-key (default: the file's name)")
+                     ->type_name("NAME")
+                     ->needs(import);
+    auto* force = app.add_flag("--force", o.force, "Let --keygen or --import-key replace an existing key pair");
+    o.keys.add_to(app);
+    app.add_flag("--json", o.json, "Print results as JSON (with \"version\": 1)");
+    auto* files = app.add_option("files", o.files, "Files to sign or verify")->type_name("FILE");
+
+    keygen->excludes(verify)->excludes(input)->excludes(import)->excludes(files);
+    import->excludes(verify)->excludes(input)->excludes(files);
+    verify->excludes(input);
+    (void)size, (void)type, (void)name;
+    force->excludes(verify)->excludes(input);
+    app.footer("Exit status: 0 all VALID (or the key or signatures were written), 1 a verification or key failure, "
+               "2 usage or I/O error. See conda-sign(1).");
+
+    return run_main(app, argc, argv, prog, o.json, [&] {
+        if (!o.keygen.empty()) return run_keygen(o);
+        if (!o.import_key.empty()) return run_import(o);
+        if (o.verify) return run_verify(o);
+        return run_sign(o);
+    });
+}

@@ -1,0 +1,45 @@
+// Move-only owners for OpenSSL handles, and OpenSSL errors as exceptions.
+#pragma once
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace condaguard::ossl {
+
+template <auto Free>
+struct Deleter {
+    template <class T>
+    void operator()(T* p) const noexcept { Free(p); }
+};
+
+using Pkey = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
+using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
+using Md = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
+using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
+
+// Drains OpenSSL's error queue into one line ("what: lib reason; ...").
+std::string drain_errors(const std::string& what);
+
+// Throws std::runtime_error with the drained queue.
+[[noreturn]] void fail(const std::string& what);
+
+inline void check(int status, const char* what) {
+    if (status <= 0) fail(what);
+}
+
+template <class T>
+T* check_ptr(T* p, const char* what) {
+    if (p == nullptr) fail(what);
+    return p;
+}
+
+// SHA-256 fetched once per process (explicit fetch avoids per-use lookups).
+const EVP_MD* sha256();
+
+}  // namespace condaguard::ossl
