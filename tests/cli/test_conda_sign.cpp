@@ -1,0 +1,266 @@
+// conda-sign as users run it: flags, output lines, files written, exit codes.
+#include <condaguard/sigfile.hpp>
+
+#include "../support/support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace condaguard;
+using namespace condaguard::test;
+
+namespace {
+
+// The text format of one verification line.
+std::string fmt_line(const std::string& path, const std::string& verdict, const std::string& reason) {
+    return fmt::format("{:<40} {:<13} {}\n", path, verdict, reason);
+}
+
+class CondaSign : public ::testing::Test {
+protected:
+    RunResult cs(std::vector<std::string> args, std::vector<std::string> env = {}) {
+        args.insert(args.begin(), conda_sign_exe());
+        // Isolate from the caller's environment; the test's own env entries come last and win.
+        env.insert(env.begin(), {"CONDA_KEYS_DIR=", "HOME=" + t_.path().string()});
+        return run(args, env);
+    }
+    RunResult cs_keys(std::vector<std::string> args) {
+        args.insert(args.begin(), {"--keys-dir", keys().string()});
+        return cs(std::move(args));
+    }
+    stdfs::path keys() const { return t_ / "keys"; }
+    stdfs::path file(const std::string& name, const std::string& content = "package bytes\n") {
+        write_file(t_ / name, content);
+        return t_ / name;
+    }
+    TempDir t_;
+};
+
+}  // namespace
+
+TEST_F(CondaSign, KeygenWritesBothFilesWithSafeModesAndPrintsPaths) {
+    RunResult r = cs_keys({"--keygen", "MyKey"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("Storing private key: " + (keys() / "MyKey").string() + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Storing public key : " + (keys() / "MyKey.pub").string() + "\n"), std::string::npos);
+    EXPECT_EQ(file_mode(keys()), 0700u);
+    EXPECT_EQ(file_mode(keys() / "MyKey"), 0600u);
+    EXPECT_EQ(read_file(keys() / "MyKey").rfind("-----BEGIN RSA PRIVATE KEY-----\n", 0), 0u);
+    EXPECT_EQ(read_file(keys() / "MyKey.pub").rfind("-----BEGIN PUBLIC KEY-----\n", 0), 0u);
+    EXPECT_EQ(PublicKey::from_pem(read_file(keys() / "MyKey.pub"), "p", {}).bits(), 2048u);
+}
+
+TEST_F(CondaSign, KeygenNeverOverwritesWithoutForce) {
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    const std::string before = read_file(keys() / "MyKey");
+    RunResult r = cs_keys({"--keygen", "MyKey"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("already exists (use --force"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(keys() / "MyKey"), before);
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey", "--force"}).status, 0);
+    EXPECT_NE(read_file(keys() / "MyKey"), before);
+    EXPECT_EQ(file_mode(keys() / "MyKey"), 0600u);
+}
+
+TEST_F(CondaSign, KeygenRefusesSmallKeysAndBadNames) {
+    RunResult r = cs_keys({"--keygen", "small", "--size", "1024"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("RSA keys under 2048 bits are refused"), std::string::npos) << r.err;
+    EXPECT_FALSE(stdfs::exists(keys() / "small"));
+    for (const char* bad : {"../x", ".hidden", "/abs", "a..b"}) {
+        RunResult b = cs_keys({"--keygen", bad});
+        EXPECT_EQ(b.status, 2) << bad;
+        EXPECT_NE(b.err.find("key name"), std::string::npos) << b.err;
+    }
+    EXPECT_EQ(cs_keys({"--size", "4096"}).status, 2) << "--size needs --keygen";
+}
+
+TEST_F(CondaSign, KeygenSizeAndEd25519) {
+    ASSERT_EQ(cs_keys({"--keygen", "big", "--size", "3072"}).status, 0);
+    EXPECT_EQ(PublicKey::from_pem(read_file(keys() / "big.pub"), "p", {}).bits(), 3072u);
+    RunResult r = cs_keys({"--keygen", "ed", "--type", "ed25519", "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["version"], 1);
+    EXPECT_EQ(j["key"]["type"], "ed25519");
+    EXPECT_EQ(j["key"]["private_key"], (keys() / "ed").string());
+    stdfs::path f = file("pkg.conda");
+    ASSERT_EQ(cs_keys({"-i", "ed", f.string()}).status, 0);
+    RunResult v = cs_keys({"--verify", f.string()});
+    EXPECT_EQ(v.status, 0) << v.out;
+}
+
+TEST_F(CondaSign, SignsWithTheOnlyKeyAndRefusesWhenAmbiguous) {
+    stdfs::path f = file("pkg-1.0-0.tar.bz2");
+    RunResult none = cs_keys({f.string()});
+    EXPECT_EQ(none.status, 2);
+    EXPECT_NE(none.err.find("no private key in " + keys().string()), std::string::npos) << none.err;
+    ASSERT_EQ(cs_keys({"--keygen", "alpha"}).status, 0);
+    RunResult one = cs_keys({f.string()});
+    ASSERT_EQ(one.status, 0) << one.err;
+    EXPECT_NE(one.out.find("Using private key 'alpha'"), std::string::npos);
+    EXPECT_NE(one.out.find("signing: " + f.string()), std::string::npos);
+    EXPECT_EQ(read_file(f.string() + ".sig").rfind("alpha ", 0), 0u);
+    ASSERT_EQ(cs_keys({"--keygen", "beta"}).status, 0);
+    stdfs::remove(f.string() + ".sig");
+    RunResult two = cs_keys({f.string()});
+    EXPECT_EQ(two.status, 2);
+    EXPECT_NE(two.err.find("several private keys in " + keys().string() + " (alpha, beta)"), std::string::npos)
+        << two.err;
+    EXPECT_FALSE(stdfs::exists(f.string() + ".sig"));
+    ASSERT_EQ(cs_keys({"-i", "beta", f.string()}).status, 0);
+    EXPECT_EQ(read_file(f.string() + ".sig").rfind("beta ", 0), 0u);
+}
+
+TEST_F(CondaSign, InputKeyPathWritesTheKeyFileNameNotThePath) {
+    ASSERT_EQ(cs_keys({"--keygen", "teamkey"}).status, 0);
+    stdfs::create_directories(t_ / "elsewhere");
+    stdfs::copy_file(keys() / "teamkey", t_ / "elsewhere" / "teamkey");
+    stdfs::path f = file("pkg.conda");
+    RunResult r = cs({"--keys-dir", keys().string(), "-i", (t_ / "elsewhere" / "teamkey").string(), f.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string sig = read_file(f.string() + ".sig");
+    EXPECT_EQ(sig.rfind("teamkey ", 0), 0u) << sig;
+    EXPECT_EQ(sig.find('/'), sig.find('/', 8)) << "no path in the key name token";
+    EXPECT_EQ(cs_keys({"--verify", f.string()}).status, 0);
+}
+
+TEST_F(CondaSign, A6_signing_key_readable_by_others_is_refused) {
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    ::chmod((keys() / "MyKey").c_str(), 0644);
+    stdfs::path f = file("pkg.conda");
+    RunResult r = cs_keys({f.string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("BAD_KEY: " + (keys() / "MyKey").string() + ": private key is readable by group or others"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(stdfs::exists(f.string() + ".sig"));
+}
+
+TEST_F(CondaSign, VerifyLinesAndExitCodes) {
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path a = file("a-1.0-0.conda", "aaa"), b = file("b-1.0-0.conda", "bbb");
+    ASSERT_EQ(cs_keys({a.string(), b.string()}).status, 0);
+    const std::string fp = PublicKey::from_pem(read_file(keys() / "MyKey.pub"), "p", {}).fingerprint();
+
+    RunResult ok = cs_keys({"--verify", a.string(), b.string()});
+    EXPECT_EQ(ok.status, 0);
+    EXPECT_EQ(ok.out, fmt_line(a.string(), "VALID", "signed by key MyKey (" + fp + ")") +
+                          fmt_line(b.string(), "VALID", "signed by key MyKey (" + fp + ")"));
+
+    write_file(b, "bbB");
+    RunResult bad = cs_keys({"-v", a.string(), b.string()});
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.out.find(fmt_line(b.string(), "INVALID", "digest does not match signature (key MyKey, " + fp + ")")),
+              std::string::npos)
+        << bad.out;
+
+    stdfs::remove(a.string() + ".sig");
+    RunResult missing = cs_keys({"--verify", a.string()});
+    EXPECT_EQ(missing.status, 1);
+    EXPECT_NE(missing.out.find("MISSING_SIG"), std::string::npos);
+
+    RunResult io = cs_keys({"--verify", b.string(), (t_ / "nope.conda").string()});
+    EXPECT_EQ(io.status, 2);
+    EXPECT_NE(io.out.find("ERROR"), std::string::npos);
+
+    EXPECT_EQ(cs_keys({"--verify"}).status, 2);
+    EXPECT_EQ(cs_keys({"--bogus-flag"}).status, 2);
+}
+
+TEST_F(CondaSign, VerifyJsonHasVersionAndVerdicts) {
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path a = file("a.conda");
+    ASSERT_EQ(cs_keys({a.string()}).status, 0);
+    RunResult r = cs_keys({"--verify", "--json", a.string(), (t_ / "none.conda").string()});
+    EXPECT_EQ(r.status, 2);
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["version"], 1);
+    EXPECT_EQ(j["status"], "error");
+    ASSERT_EQ(j["results"].size(), 2u);
+    EXPECT_EQ(j["results"][0]["verdict"], "VALID");
+    EXPECT_EQ(j["results"][0]["key"], "MyKey");
+    EXPECT_EQ(j["results"][0]["fingerprint"].get<std::string>().size(), 64u);
+    EXPECT_EQ(j["results"][1]["verdict"], "ERROR");
+}
+
+TEST_F(CondaSign, KeysDirFromOptionEnvironmentOrHome) {
+    RunResult home = cs({"--keygen", "homekey"});
+    ASSERT_EQ(home.status, 0) << home.err;
+    EXPECT_TRUE(stdfs::exists(t_ / ".conda" / "keys" / "homekey.pub"));
+    RunResult env = cs({"--keygen", "envkey"}, {"CONDA_KEYS_DIR=" + (t_ / "envkeys").string()});
+    ASSERT_EQ(env.status, 0) << env.err;
+    EXPECT_TRUE(stdfs::exists(t_ / "envkeys" / "envkey.pub"));
+    RunResult opt = cs({"--keys-dir", (t_ / "optkeys").string(), "--keygen", "optkey"},
+                       {"CONDA_KEYS_DIR=" + (t_ / "envkeys").string()});
+    ASSERT_EQ(opt.status, 0);
+    EXPECT_TRUE(stdfs::exists(t_ / "optkeys" / "optkey.pub"));
+}
+
+TEST_F(CondaSign, ImportKeyCopiesAndWritesPub) {
+    const PrivateKey& k = cached_key(KeyType::Rsa, 2048);
+    write_file(t_ / "backup.pem", k.to_pem(), 0600);
+    RunResult r = cs_keys({"--import-key", (t_ / "backup.pem").string(), "--name", "restored"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(read_file(keys() / "restored"), k.to_pem());
+    EXPECT_EQ(read_file(keys() / "restored.pub"), k.public_key().to_pem());
+    EXPECT_EQ(file_mode(keys() / "restored"), 0600u);
+    EXPECT_EQ(cs_keys({"--import-key", (t_ / "backup.pem").string(), "--name", "restored"}).status, 2);
+    write_file(t_ / "open.pem", k.to_pem(), 0644);
+    RunResult open = cs_keys({"--import-key", (t_ / "open.pem").string()});
+    EXPECT_EQ(open.status, 1);
+    EXPECT_NE(open.err.find("BAD_KEY"), std::string::npos);
+    EXPECT_FALSE(stdfs::exists(keys() / "open.pem"));
+}
+
+TEST_F(CondaSign, MinKeyBitsWarnsAndIsBounded) {
+    const PrivateKey& small = cached_key(KeyType::Rsa, 1024);
+    stdfs::create_directories(keys());
+    ::chmod(keys().c_str(), 0700);
+    write_file(keys() / "old.pub", small.public_key().to_pem());
+    stdfs::path f = file("old.conda");
+    write_file(f.string() + ".sig", format_sig_file(KeyName("old"), small.sign_digest(sha256_of("package bytes\n"))));
+    RunResult strict = cs_keys({"--verify", f.string()});
+    EXPECT_EQ(strict.status, 1);
+    EXPECT_NE(strict.out.find("BAD_KEY"), std::string::npos);
+    RunResult lowered = cs_keys({"--min-key-bits", "1024", "--verify", f.string()});
+    EXPECT_EQ(lowered.status, 0) << lowered.out << lowered.err;
+    EXPECT_NE(lowered.err.find("warning: accepting RSA keys of 1024 bits"), std::string::npos) << lowered.err;
+    EXPECT_EQ(cs_keys({"--min-key-bits", "512", "--verify", f.string()}).status, 2);
+}
+
+TEST_F(CondaSign, HelpDescribesTheFlags) {
+    RunResult r = cs({"--help"});
+    EXPECT_EQ(r.status, 0);
+    for (const char* flag : {"--keygen", "--size", "--verify", "--input-key", "--import-key", "--keys-dir", "--json",
+                             "--min-key-bits", "--force", "--type"})
+        EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+}
+
+// Memory does not grow with file size: verifying a 512 MiB file peaks at
+// about the same RSS as verifying a 1 MiB one.
+TEST_F(CondaSign, StreamingMemoryDoesNotGrowWithFileSize) {
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path small = file("small.bin", std::string(1 << 20, 's'));
+    stdfs::path big = t_ / "big.bin";
+    {
+        int fd = ::open(big.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::ftruncate(fd, off_t{512} << 20), 0);  // sparse: cheap to make, real to read
+        ::close(fd);
+    }
+    ASSERT_EQ(cs_keys({small.string(), big.string()}).status, 0);
+    RunResult rs = cs_keys({"--verify", small.string()});
+    RunResult rb = cs_keys({"--verify", big.string()});
+    ASSERT_EQ(rs.status, 0);
+    ASSERT_EQ(rb.status, 0);
+    EXPECT_LT(rb.max_rss_kib - rs.max_rss_kib, 4 * 1024) << "small " << rs.max_rss_kib << " KiB, big "
+                                                          << rb.max_rss_kib << " KiB";
+    EXPECT_LT(rb.max_rss_kib, 32 * 1024);
+}

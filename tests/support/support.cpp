@@ -1,0 +1,236 @@
+#include "support.hpp"
+
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <poll.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace condaguard::test {
+
+TempDir::TempDir() {
+    std::string tmpl = (stdfs::temp_directory_path() / "condaguard-test.XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    // Restore permissions a test may have removed so cleanup can recurse.
+    for (auto it = stdfs::recursive_directory_iterator(path_, ec); !ec && it != stdfs::recursive_directory_iterator();
+         it.increment(ec)) {
+        if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+    }
+    stdfs::remove_all(path_, ec);
+}
+
+void write_file(const stdfs::path& p, std::string_view data, mode_t mode) {
+    stdfs::create_directories(p.parent_path());
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) throw std::runtime_error("cannot write " + p.string());
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n <= 0) {
+            ::close(fd);
+            throw std::runtime_error("write failed: " + p.string());
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    ::chmod(p.c_str(), mode);
+}
+
+std::string read_file(const stdfs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + p.string());
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+mode_t file_mode(const stdfs::path& p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) throw std::runtime_error("lstat " + p.string());
+    return st.st_mode & 07777;
+}
+
+std::optional<stdfs::path> shared_dir() {
+    const char* d = std::getenv("CONDAGUARD_SHARED_DIR");
+    if (d == nullptr || *d == '\0') return std::nullopt;
+    std::error_code ec;
+    if (!stdfs::is_directory(stdfs::path(d) / "fixtures", ec)) return std::nullopt;
+    return stdfs::path(d);
+}
+
+const PrivateKey& cached_key(KeyType type, unsigned bits, int slot) {
+    static std::map<std::tuple<KeyType, unsigned, int>, PrivateKey> keys;
+    auto k = std::make_tuple(type, bits, slot);
+    auto it = keys.find(k);
+    if (it == keys.end()) it = keys.emplace(k, PrivateKey::generate(type, bits)).first;
+    return it->second;
+}
+
+const PrivateKey& Keys::add(const std::string& name, KeyType type, unsigned bits) {
+    const PrivateKey& key = cached_key(type, bits, 0);
+    stdfs::create_directories(keys());
+    ::chmod(keys().c_str(), 0700);
+    write_file(keys() / name, key.to_pem(), 0600);
+    write_file(keys() / (name + ".pub"), key.public_key().to_pem(), 0644);
+    return key;
+}
+
+namespace {
+struct PkeyFree {
+    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
+};
+struct CtxFree {
+    void operator()(EVP_PKEY_CTX* p) const noexcept { EVP_PKEY_CTX_free(p); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+Pkey load_pem_private(const std::string& pem) {
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    Pkey k{PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)};
+    BIO_free(bio);
+    if (!k) throw std::runtime_error("test: cannot load private key");
+    return k;
+}
+
+std::string pem_of(EVP_PKEY* k, bool priv) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (priv)
+        PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
+    else
+        PEM_write_bio_PUBKEY(bio, k);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    return out;
+}
+
+EVP_PKEY* ec_key() {
+    static Pkey k{EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")};
+    return k.get();
+}
+}  // namespace
+
+std::vector<unsigned char> raw_rsa_sign(const PrivateKey& key, const Sha256Digest& digest, RawScheme scheme) {
+    Pkey k = load_pem_private(key.to_pem());
+    std::unique_ptr<EVP_PKEY_CTX, CtxFree> ctx{EVP_PKEY_CTX_new(k.get(), nullptr)};
+    bool ok = EVP_PKEY_sign_init(ctx.get()) == 1 && EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) == 1;
+    switch (scheme) {
+    case RawScheme::Pkcs1v15: ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1; break;
+    case RawScheme::PssSalt20:
+    case RawScheme::PssSalt0:
+        ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), scheme == RawScheme::PssSalt20 ? 20 : 0) == 1;
+        break;
+    case RawScheme::PssSalt32Mgf1Sha1:
+        ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), 32) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EVP_sha1()) == 1;
+        break;
+    }
+    std::vector<unsigned char> sig(static_cast<std::size_t>(EVP_PKEY_get_size(k.get())));
+    size_t len = sig.size();
+    ok = ok && EVP_PKEY_sign(ctx.get(), sig.data(), &len, digest.data(), digest.size()) == 1;
+    if (!ok) throw std::runtime_error("test: raw RSA signing failed");
+    sig.resize(len);
+    return sig;
+}
+
+std::string ec_private_pem() { return pem_of(ec_key(), true); }
+std::string ec_public_pem() { return pem_of(ec_key(), false); }
+
+std::string rsa_private_pem_pkcs8_encrypted(const PrivateKey& key) {
+    Pkey k = load_pem_private(key.to_pem());
+    BIO* bio = BIO_new(BIO_s_mem());
+    static char pass[] = "secret";
+    PEM_write_bio_PKCS8PrivateKey(bio, k.get(), EVP_aes_256_cbc(), pass, 6, nullptr, nullptr);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    std::string out(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    return out;
+}
+
+RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+              const std::string& stdin_data) {
+    int out_pipe[2], err_pipe[2], in_pipe[2];
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 || ::pipe2(in_pipe, O_CLOEXEC) != 0)
+        throw std::runtime_error("pipe failed");
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::dup2(in_pipe[0], 0);
+        ::dup2(out_pipe[1], 1);
+        ::dup2(err_pipe[1], 2);
+        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    ::close(in_pipe[0]);
+    if (!stdin_data.empty()) (void)!::write(in_pipe[1], stdin_data.data(), stdin_data.size());
+    ::close(in_pipe[1]);
+    RunResult r;
+    std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
+    int open_fds = 2;
+    char buf[65536];
+    while (open_fds > 0) {
+        if (::poll(fds.data(), fds.size(), -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (auto& p : fds) {
+            if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP))) continue;
+            ssize_t n = ::read(p.fd, buf, sizeof buf);
+            if (n <= 0) {
+                ::close(p.fd);
+                p.fd = -1;
+                --open_fds;
+            } else {
+                (p.fd == out_pipe[0] ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    int status = 0;
+    struct rusage ru {};
+    ::wait4(pid, &status, 0, &ru);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.max_rss_kib = ru.ru_maxrss;
+    return r;
+}
+
+std::string conda_sign_exe() {
+    const char* p = std::getenv("CONDA_SIGN_EXE");
+    if (p == nullptr) throw std::runtime_error("CONDA_SIGN_EXE is not set (run the tests through meson test)");
+    return p;
+}
+
+Sha256Digest sha256_of(std::string_view data) {
+    Sha256 h;
+    h.update({reinterpret_cast<const unsigned char*>(data.data()), data.size()});
+    return h.finish();
+}
+
+}  // namespace condaguard::test

@@ -1,0 +1,73 @@
+// Test support: temporary directories, files, running the commands, and raw
+// OpenSSL signing for building signatures the library itself refuses to make.
+#pragma once
+
+#include <condaguard/digest.hpp>
+#include <condaguard/keys.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace condaguard::test {
+
+namespace stdfs = std::filesystem;
+
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const stdfs::path& path() const noexcept { return path_; }
+    stdfs::path operator/(const std::string& s) const { return path_ / s; }
+
+private:
+    stdfs::path path_;
+};
+
+void write_file(const stdfs::path& p, std::string_view data, mode_t mode = 0644);
+std::string read_file(const stdfs::path& p);
+mode_t file_mode(const stdfs::path& p);
+
+// ../shared next to the source tree (CONDAGUARD_SHARED_DIR), when present.
+std::optional<stdfs::path> shared_dir();
+
+// A keys directory with key pairs made once per test binary and copied in.
+struct Keys {
+    TempDir dir;
+    stdfs::path keys() const { return dir.path() / "keys"; }
+    // Writes KEYS/NAME and KEYS/NAME.pub for a cached key of this type/size.
+    const PrivateKey& add(const std::string& name, KeyType type = KeyType::Rsa, unsigned bits = 2048);
+};
+
+// A key pair generated once per process and reused (keygen is slow).
+const PrivateKey& cached_key(KeyType type, unsigned bits, int slot = 0);
+
+// Raw signatures for negative tests: RSA PKCS#1 v1.5, or PSS with another salt.
+enum class RawScheme { Pkcs1v15, PssSalt20, PssSalt0, PssSalt32Mgf1Sha1 };
+std::vector<unsigned char> raw_rsa_sign(const PrivateKey& key, const Sha256Digest& digest, RawScheme scheme);
+// PEM of an EC P-256 private / public key (an unsupported key type).
+std::string ec_private_pem();
+std::string ec_public_pem();
+std::string rsa_private_pem_pkcs8_encrypted(const PrivateKey& key);
+
+struct RunResult {
+    int status = -1;
+    std::string out;
+    std::string err;
+    long max_rss_kib = 0;
+};
+
+// Runs a program with arguments and extra environment (NAME=VALUE), no shell.
+RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+              const std::string& stdin_data = {});
+
+// Paths of the built commands (from the environment meson sets).
+std::string conda_sign_exe();
+
+Sha256Digest sha256_of(std::string_view data);
+
+}  // namespace condaguard::test
