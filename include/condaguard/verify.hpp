@@ -12,8 +12,10 @@
 
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace condaguard {
 
@@ -28,11 +30,17 @@ public:
     // Verifies bytes read once from `fd` (a file or a pipe) against `sig_path`.
     Result verify_stream(int fd, const std::filesystem::path& sig_path, const std::string& display);
 
+    // Verifies many files on up to `threads` threads (0: one per core).
+    // Results come back in the order of `files`.
+    std::vector<Result> verify_files(const std::vector<std::filesystem::path>& files, unsigned threads = 0);
+
 private:
     const PublicKey& key(const KeyName& name);
 
     const KeyStore& keys_;
     // Keys loaded once per run; a failed load is remembered as its verdict.
+    // std::map never moves its nodes, so references stay valid under the lock.
+    std::mutex cache_mutex_;
     std::map<std::string, std::variant<PublicKey, VerdictError>> cache_;
 };
 

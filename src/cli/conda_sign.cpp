@@ -148,9 +148,7 @@ int run_verify(const Options& o) {
     if (o.files.empty()) throw CommandError(2, "no files to verify (see --help)");
     const KeyStore store = o.keys.store(prog);
     Verifier verifier(store);
-    std::vector<Result> results;
-    results.reserve(o.files.size());
-    for (const auto& f : o.files) results.push_back(verifier.verify_file(f));
+    const std::vector<Result> results = verifier.verify_files({o.files.begin(), o.files.end()});
     if (o.json)
         print_json(stdout, "verify", results);
     else

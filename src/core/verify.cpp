@@ -5,8 +5,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <thread>
 
 namespace condaguard {
 
@@ -30,6 +33,7 @@ fs::Fd open_regular(const std::filesystem::path& file) {
 }  // namespace
 
 const PublicKey& Verifier::key(const KeyName& name) {
+    std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(name.str());
     if (it == cache_.end()) {
         try {
@@ -88,6 +92,22 @@ Result Verifier::verify_file(const std::filesystem::path& file) {
         r.reason = e.what();
         return r;
     }
+}
+
+std::vector<Result> Verifier::verify_files(const std::vector<std::filesystem::path>& files, unsigned threads) {
+    std::vector<Result> results(files.size());
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    threads = static_cast<unsigned>(std::min<std::size_t>(threads, files.size()));
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        for (std::size_t i; (i = next.fetch_add(1)) < files.size();) results[i] = verify_file(files[i]);
+    };
+    {
+        std::vector<std::jthread> pool;
+        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+        work();
+    }  // jthreads join here
+    return results;
 }
 
 SignedFile sign_file(const std::filesystem::path& file, const KeyName& name, const PrivateKey& key) {

@@ -170,3 +170,34 @@ TEST_F(Verify, StreamsTheInputOnceFromAPipe) {
     ::close(fds[0]);
     EXPECT_EQ(r.verdict, Verdict::Valid) << r.reason;
 }
+
+// Parallel verification returns, in input order, exactly what one-by-one
+// verification returns, across mixed verdicts and a shared key cache.
+TEST_F(Verify, ParallelResultsMatchSequentialInOrder) {
+    std::vector<stdfs::path> files;
+    for (int i = 0; i < 60; ++i) {
+        stdfs::path f = keys_.dir / ("p" + std::to_string(i) + ".conda");
+        write_file(f, "content " + std::to_string(i));
+        if (i % 5 != 1) sign_file(f, KeyName("MyKey"), *key_);   // every fifth: MISSING_SIG
+        if (i % 5 == 2) write_file(f, "changed " + std::to_string(i));  // INVALID
+        if (i % 5 == 3) write_file(stdfs::path(f.string() + ".sig"), "absent " + base64_encode(std::vector<unsigned char>(256)));
+        files.push_back(f);
+    }
+    files.push_back(keys_.dir / "not-there.conda");  // ERROR
+    KeyStore store(keys_.keys());
+    Verifier par(store);
+    const auto got = par.verify_files(files, 4);
+    Verifier seq(store);
+    ASSERT_EQ(got.size(), files.size());
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        const Result want = seq.verify_file(files[i]);
+        EXPECT_EQ(got[i].path, files[i].string());
+        EXPECT_EQ(got[i].verdict, want.verdict) << files[i];
+        EXPECT_EQ(got[i].reason, want.reason);
+    }
+    EXPECT_EQ(got[0].verdict, Verdict::Valid);
+    EXPECT_EQ(got[1].verdict, Verdict::MissingSig);
+    EXPECT_EQ(got[2].verdict, Verdict::Invalid);
+    EXPECT_EQ(got[3].verdict, Verdict::MissingKey);
+    EXPECT_EQ(got.back().verdict, Verdict::Error);
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs everything condaguard needs to build, test and benchmark on Debian 12
+# (as root; uses sudo when not root). Safe to run again.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+  ca-certificates g++ meson ninja-build pkg-config git \
+  openssl libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev \
+  libgtest-dev libgmock-dev \
+  libcurl4-openssl-dev libyaml-cpp-dev libarchive-dev \
+  python3 python3-pycryptodome time bzip2 zstd
