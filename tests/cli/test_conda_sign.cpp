@@ -243,6 +243,27 @@ TEST_F(CondaSign, HelpDescribesTheFlags) {
         EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 
+// Every option --help lists is documented in the man page.
+TEST_F(CondaSign, ManPageDocumentsEveryOption) {
+    const char* src = std::getenv("CONDAGUARD_SOURCE_DIR");
+    ASSERT_NE(src, nullptr);
+    std::string man = read_file(stdfs::path(src) / "man" / "conda-sign.1");
+    std::erase(man, '\\');  // roff escapes: \-\-keygen -> --keygen
+    RunResult help = cs({"--help"});
+    std::size_t pos = 0, count = 0;
+    while ((pos = help.out.find("--", pos)) != std::string::npos) {
+        std::size_t end = help.out.find_first_of(" ,:\n", pos);
+        const std::string flag = help.out.substr(pos, end - pos);
+        pos = end;
+        if (flag == "--help" || flag == "--") continue;
+        EXPECT_NE(man.find(flag), std::string::npos) << flag << " is not in man/conda-sign.1";
+        ++count;
+    }
+    EXPECT_GE(count, 10u);
+    for (const char* word : {"EXIT STATUS", "VERIFICATION POLICY", "EXAMPLES", "MISSING_SIG", "BAD_SIG_FILE"})
+        EXPECT_NE(man.find(word), std::string::npos) << word;
+}
+
 // Memory does not grow with file size: verifying a 512 MiB file peaks at
 // about the same RSS as verifying a 1 MiB one.
 TEST_F(CondaSign, StreamingMemoryDoesNotGrowWithFileSize) {
