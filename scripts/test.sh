@@ -4,4 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-meson test -C build --print-errorlogs
+status=0
+meson test -C build --print-errorlogs || status=$?
+python3 scripts/summary.py build/meson-logs/testlog.txt
+exit "$status"

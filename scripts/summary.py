@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""Prints one closing line, 'N passed, N failed, N skipped', counting the
+individual cases in meson's test log: GoogleTest cases and the checks of the
+Python compatibility test. Usage: summary.py build/meson-logs/testlog.txt"""
+
+import re
+import sys
+
+text = open(sys.argv[1], errors="replace").read()
+# GoogleTest prints each result once with its time, e.g. "[       OK ] A.B (3 ms)".
+passed = len(re.findall(r"^\[       OK \] \S+ \(\d+ ms\)$", text, re.M))
+failed = len(re.findall(r"^\[  FAILED  \] \S+ \(\d+ ms\)$", text, re.M))
+skipped = len(re.findall(r"^\[  SKIPPED \] \S+ \(\d+ ms\)$", text, re.M))
+passed += len(re.findall(r"^ok   ", text, re.M))
+failed += len(re.findall(r"^FAIL ", text, re.M))
+print("tests: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
