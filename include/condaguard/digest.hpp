@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace condaguard {
 
@@ -28,6 +29,8 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+Sha256Digest sha256_bytes(std::string_view data);
 
 // Read size of one chunk when hashing a file descriptor.
 inline constexpr std::size_t hash_chunk_bytes = 1 << 20;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <condaguard/keys.hpp>
+#include <condaguard/sigfile.hpp>
 #include <condaguard/verdict.hpp>
 
 #include <filesystem>
@@ -30,12 +31,24 @@ public:
     // Verifies bytes read once from `fd` (a file or a pipe) against `sig_path`.
     Result verify_stream(int fd, const std::filesystem::path& sig_path, const std::string& display);
 
+    // Checks `sig_path` against a digest computed elsewhere (while the bytes
+    // streamed past). The signature file and key are read here.
+    Result verify_digest(const Sha256Digest& digest, const std::filesystem::path& sig_path, const std::string& display);
+
+    // Only these key names are allowed; a good signature by another key is
+    // UNTRUSTED_KEY. Empty (the default): any key in the keys directory.
+    void allow_only(std::vector<std::string> names) { allowed_ = std::move(names); }
+
     // Verifies many files on up to `threads` threads (0: one per core).
     // Results come back in the order of `files`.
     std::vector<Result> verify_files(const std::vector<std::filesystem::path>& files, unsigned threads = 0);
 
 private:
     const PublicKey& key(const KeyName& name);
+    // Reads the .sig and its key into `r`; returns them for the check.
+    std::pair<SigFile, const PublicKey*> load_sig(const std::filesystem::path& sig_path, Result& r);
+    void judge(const Sha256Digest& digest, const SigFile& sig, const PublicKey& pub, Result& r) const;
+    std::vector<std::string> allowed_;
 
     const KeyStore& keys_;
     // Keys loaded once per run; a failed load is remembered as its verdict.

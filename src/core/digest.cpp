@@ -43,6 +43,12 @@ Sha256Digest Sha256::finish() {
     return out;
 }
 
+Sha256Digest sha256_bytes(std::string_view data) {
+    Sha256 h;
+    h.update({reinterpret_cast<const unsigned char*>(data.data()), data.size()});
+    return h.finish();
+}
+
 HashedStream hash_fd(int fd) {
     // One buffer per thread, allocated once and never cleared: memory does
     // not grow with the input, and small files pay no per-file setup.

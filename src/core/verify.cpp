@@ -2,14 +2,13 @@
 #include <condaguard/verify.hpp>
 
 #include "fs.hpp"
+#include "parallel.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <thread>
 
 namespace condaguard {
 
@@ -46,28 +45,13 @@ const PublicKey& Verifier::key(const KeyName& name) {
     return std::get<PublicKey>(it->second);
 }
 
-Result Verifier::verify_stream(int fd, const std::filesystem::path& sig_path, const std::string& display) {
-    Result r;
-    r.path = display;
+namespace {
+
+// Runs `body` and turns what it throws into the verdict of `r`: fail closed.
+template <class F>
+void guarded(Result& r, F body) {
     try {
-        // Cheap checks first: the signature file and the key it names. The
-        // file's bytes are then read exactly once and checked on that digest.
-        SigFile sig = read_sig_file(sig_path);
-        r.key = sig.key.str();
-        const PublicKey& pub = key(sig.key);
-        r.fingerprint = pub.fingerprint();
-        const HashedStream hashed = hash_fd(fd);
-        if (sig.signature.size() != pub.signature_size()) {
-            r.verdict = Verdict::Invalid;
-            r.reason = fmt::format("signature is {} bytes, key {} makes {}-byte signatures", sig.signature.size(),
-                                   sig.key.str(), pub.signature_size());
-        } else if (pub.verify_digest(hashed.sha256, sig.signature)) {
-            r.verdict = Verdict::Valid;
-            r.reason = fmt::format("signed by key {} ({})", sig.key.str(), pub.fingerprint());
-        } else {
-            r.verdict = Verdict::Invalid;
-            r.reason = fmt::format("digest does not match signature (key {}, {})", sig.key.str(), pub.fingerprint());
-        }
+        body();
     } catch (const VerdictError& e) {
         r.verdict = e.verdict();
         r.reason = e.what();
@@ -78,6 +62,57 @@ Result Verifier::verify_stream(int fd, const std::filesystem::path& sig_path, co
         r.verdict = Verdict::Error;
         r.reason = "unknown internal error";
     }
+}
+
+}  // namespace
+
+std::pair<SigFile, const PublicKey*> Verifier::load_sig(const std::filesystem::path& sig_path, Result& r) {
+    SigFile sig = read_sig_file(sig_path);
+    r.key = sig.key.str();
+    const PublicKey& pub = key(sig.key);
+    r.fingerprint = pub.fingerprint();
+    return {std::move(sig), &pub};
+}
+
+void Verifier::judge(const Sha256Digest& digest, const SigFile& sig, const PublicKey& pub, Result& r) const {
+    const std::string& name = sig.key.str();
+    if (sig.signature.size() != pub.signature_size()) {
+        r.verdict = Verdict::Invalid;
+        r.reason = fmt::format("signature is {} bytes, key {} makes {}-byte signatures", sig.signature.size(), name,
+                               pub.signature_size());
+    } else if (!pub.verify_digest(digest, sig.signature)) {
+        r.verdict = Verdict::Invalid;
+        r.reason = fmt::format("digest does not match signature (key {}, {})", name, pub.fingerprint());
+    } else if (!allowed_.empty() && std::find(allowed_.begin(), allowed_.end(), name) == allowed_.end()) {
+        r.verdict = Verdict::UntrustedKey;
+        r.reason = fmt::format("good signature by key {} ({}), which is not allowed here (allowed: {})", name,
+                               pub.fingerprint(), fmt::join(allowed_, ", "));
+    } else {
+        r.verdict = Verdict::Valid;
+        r.reason = fmt::format("signed by key {} ({})", name, pub.fingerprint());
+    }
+}
+
+Result Verifier::verify_stream(int fd, const std::filesystem::path& sig_path, const std::string& display) {
+    Result r;
+    r.path = display;
+    guarded(r, [&] {
+        // Cheap checks first: the signature file and the key it names. The
+        // file's bytes are then read exactly once and checked on that digest.
+        auto [sig, pub] = load_sig(sig_path, r);
+        judge(hash_fd(fd).sha256, sig, *pub, r);
+    });
+    return r;
+}
+
+Result Verifier::verify_digest(const Sha256Digest& digest, const std::filesystem::path& sig_path,
+                               const std::string& display) {
+    Result r;
+    r.path = display;
+    guarded(r, [&] {
+        auto [sig, pub] = load_sig(sig_path, r);
+        judge(digest, sig, *pub, r);
+    });
     return r;
 }
 
@@ -96,17 +131,7 @@ Result Verifier::verify_file(const std::filesystem::path& file) {
 
 std::vector<Result> Verifier::verify_files(const std::vector<std::filesystem::path>& files, unsigned threads) {
     std::vector<Result> results(files.size());
-    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-    threads = static_cast<unsigned>(std::min<std::size_t>(threads, files.size()));
-    std::atomic<std::size_t> next{0};
-    auto work = [&] {
-        for (std::size_t i; (i = next.fetch_add(1)) < files.size();) results[i] = verify_file(files[i]);
-    };
-    {
-        std::vector<std::jthread> pool;
-        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-        work();
-    }  // jthreads join here
+    parallel_for(files.size(), threads, [&](std::size_t i) { results[i] = verify_file(files[i]); });
     return results;
 }
 

@@ -1,0 +1,35 @@
+// conda-guard subcommands: each file adds one subcommand to the app and
+// registers what runs when it is chosen.
+#pragma once
+
+#include "common.hpp"
+
+#include <functional>
+#include <map>
+
+namespace condaguard::cli {
+
+inline constexpr const char* guard_prog = "conda-guard";
+
+struct GuardApp {
+    CLI::App app{"Sign, index and verify conda channels and packages; refuse what nobody vouched for.", guard_prog};
+    bool json = false;
+    std::map<CLI::App*, std::function<int()>> runners;
+
+    CLI::App* add(const std::string& name, const std::string& help, std::function<int()> run) {
+        CLI::App* sub = app.add_subcommand(name, help);
+        runners[sub] = std::move(run);
+        return sub;
+    }
+};
+
+// --jobs N: worker threads (0: one per core).
+void add_jobs_option(CLI::App& sub, unsigned& jobs);
+
+void add_index_command(GuardApp& g);
+void add_verify_channel_command(GuardApp& g);
+void add_verify_command(GuardApp& g);
+void add_keys_command(GuardApp& g);
+void add_state_command(GuardApp& g);
+
+}  // namespace condaguard::cli

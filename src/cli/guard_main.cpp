@@ -1,0 +1,31 @@
+// conda-guard: the gatekeeper's command.
+#include "guard.hpp"
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+namespace condaguard::cli {
+
+void add_jobs_option(CLI::App& sub, unsigned& jobs) {
+    sub.add_option("-j,--jobs", jobs, "Worker threads (default 0: one per core)")->type_name("N");
+}
+
+}  // namespace condaguard::cli
+
+int main(int argc, char** argv) {
+    using namespace condaguard::cli;
+    GuardApp g;
+    g.app.set_version_flag("--version", std::string(guard_prog) + " (condaguard) " CONDAGUARD_VERSION);
+    g.app.require_subcommand(1);
+    g.app.footer("Exit status: 0 all VALID, 1 a verification failure, 2 usage or I/O error. See conda-guard(1).");
+    add_index_command(g);
+    add_verify_channel_command(g);
+    add_verify_command(g);
+    add_keys_command(g);
+    add_state_command(g);
+    return run_main(g.app, argc, argv, guard_prog, g.json, [&] {
+        for (auto& [sub, run] : g.runners)
+            if (sub->parsed()) return run();
+        throw CommandError(2, "no subcommand (see --help)");
+    });
+}

@@ -1,0 +1,45 @@
+// conda-guard verify FILE...: the offline tarball check (as conda-sign --verify).
+#include <condaguard/verify.hpp>
+
+#include "guard.hpp"
+#include "report.hpp"
+
+namespace condaguard::cli {
+
+namespace {
+
+struct VerifyArgs {
+    std::vector<std::string> files;
+    std::vector<std::string> allowed;
+    unsigned jobs = 0;
+    KeyOptions keys;
+};
+
+int run_verify(const VerifyArgs& a, bool json) {
+    for (const auto& k : a.allowed)
+        if (auto why = KeyName::problem(k)) throw CommandError(2, "--key: " + *why);
+    const KeyStore store = a.keys.store(guard_prog);
+    Verifier verifier(store);
+    verifier.allow_only(a.allowed);
+    const auto results = verifier.verify_files({a.files.begin(), a.files.end()}, a.jobs);
+    if (json)
+        print_json(stdout, "verify", results);
+    else
+        print_text(stdout, results);
+    return exit_status(results);
+}
+
+}  // namespace
+
+void add_verify_command(GuardApp& g) {
+    auto a = std::make_shared<VerifyArgs>();
+    CLI::App* sub = g.add("verify", "Verify downloaded packages offline against FILE.sig",
+                          [a, &g] { return run_verify(*a, g.json); });
+    sub->add_option("FILE", a->files, "Package files")->required();
+    sub->add_option("--key", a->allowed, "Allow only this key (repeatable)")->type_name("NAME");
+    add_jobs_option(*sub, a->jobs);
+    a->keys.add_to(*sub);
+    sub->add_flag("--json", g.json, "Print results as JSON");
+}
+
+}  // namespace condaguard::cli

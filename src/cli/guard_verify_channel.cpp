@@ -1,0 +1,72 @@
+// conda-guard verify-channel CHANNEL_DIR: offline check of a signed channel.
+#include <condaguard/channel.hpp>
+
+#include "guard.hpp"
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+namespace condaguard::cli {
+
+namespace {
+
+struct VerifyChannelArgs {
+    std::string channel;
+    std::string channel_id;
+    std::vector<std::string> allowed;
+    std::string state_dir;
+    bool allow_expired = false;
+    bool index_only = false;
+    unsigned jobs = 0;
+    KeyOptions keys;
+};
+
+int run_verify_channel(const VerifyChannelArgs& a, bool json) {
+    for (const auto& k : a.allowed)
+        if (auto why = KeyName::problem(k)) throw CommandError(2, "--key: " + *why);
+    if (a.allow_expired)
+        fmt::print(stderr, "{}: warning: --allow-expired: accepting indexes past their expiry (freeze attacks)\n",
+                   guard_prog);
+    const KeyStore store = a.keys.store(guard_prog);
+    Verifier verifier(store);
+    verifier.allow_only(a.allowed);
+    StateStore state(a.state_dir.empty() ? StateStore::default_dir() : std::filesystem::path(a.state_dir));
+    ChannelPolicy policy;
+    if (!a.channel_id.empty()) policy.channel_id = a.channel_id;
+    policy.allow_expired = a.allow_expired;
+    policy.index_only = a.index_only;
+    policy.now = now();
+    policy.jobs = a.jobs;
+    const auto results = verify_channel(a.channel, verifier, state, policy);
+    if (json)
+        print_json(stdout, "verify-channel", results);
+    else
+        print_text(stdout, results);
+    return exit_status(results);
+}
+
+}  // namespace
+
+void add_verify_channel_command(GuardApp& g) {
+    auto a = std::make_shared<VerifyChannelArgs>();
+    CLI::App* sub = g.add("verify-channel",
+                          "Verify a channel folder offline: each signed index, then every package against its record "
+                          "and its own signature",
+                          [a, &g] { return run_verify_channel(*a, g.json); });
+    sub->add_option("CHANNEL_DIR", a->channel, "The channel folder")->required();
+    sub->add_option("--channel-id", a->channel_id, "Require info.guard.channel to be ID")->type_name("ID");
+    sub->add_option("--key", a->allowed,
+                    "Allow only this key (repeatable); a good signature by another key is UNTRUSTED_KEY")
+        ->type_name("NAME");
+    sub->add_option("--state-dir", a->state_dir,
+                    "Where the highest index versions seen are kept (default: $CONDA_GUARD_STATE_DIR, else "
+                    "~/.conda/guard)")
+        ->type_name("DIR");
+    sub->add_flag("--allow-expired", a->allow_expired, "Accept an expired index (prints a warning)");
+    sub->add_flag("--index-only", a->index_only, "Authenticate the indexes only; do not read the packages");
+    add_jobs_option(*sub, a->jobs);
+    a->keys.add_to(*sub);
+    sub->add_flag("--json", g.json, "Print results as JSON");
+}
+
+}  // namespace condaguard::cli

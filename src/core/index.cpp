@@ -1,0 +1,259 @@
+#include <condaguard/index.hpp>
+#include <condaguard/package.hpp>
+#include <condaguard/sigfile.hpp>
+
+#include "fs.hpp"
+#include "parallel.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace condaguard {
+
+namespace stdfs = std::filesystem;
+using json = nlohmann::json;
+
+bool is_subdir_name(std::string_view name) {
+    if (name == "noarch") return true;
+    const auto dash = name.find('-');
+    if (dash == name.npos || dash == 0 || dash + 1 == name.size()) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char c = name[i];
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > dash && c == '_') || i == dash;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+namespace {
+
+// What identifies an unchanged file between runs.
+struct FileStamp {
+    std::uint64_t size = 0, ino = 0;
+    std::int64_t mtime_ns = 0, ctime_ns = 0;
+    json to_json() const { return {{"size", size}, {"ino", ino}, {"mtime_ns", mtime_ns}, {"ctime_ns", ctime_ns}}; }
+    bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stamp_of(const struct stat& st) {
+    return {static_cast<std::uint64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino),
+            std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+            std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec};
+}
+
+std::optional<FileStamp> stamp_from(const json& j) {
+    try {
+        return FileStamp{j.at("size").get<std::uint64_t>(), j.at("ino").get<std::uint64_t>(),
+                         j.at("mtime_ns").get<std::int64_t>(), j.at("ctime_ns").get<std::int64_t>()};
+    } catch (const json::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::optional<Sha256Digest> digest_from_hex(std::string_view hex) {
+    Sha256Digest d{};
+    if (hex.size() != 64) return std::nullopt;
+    for (std::size_t i = 0; i < 32; ++i) {
+        auto nib = [](char c) -> int {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            return -1;
+        };
+        const int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        d[i] = static_cast<unsigned char>(hi << 4 | lo);
+    }
+    return d;
+}
+
+bool is_plain_file(const stdfs::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+json read_json_file(const stdfs::path& p, std::size_t cap) {
+    fs::Fd fd = fs::open_raw(p, O_RDONLY | O_NOFOLLOW);
+    if (!fd) return json();
+    auto r = fs::read_capped(fd.get(), cap, p.string());
+    if (r.too_big) return json();
+    auto j = json::parse(r.data, nullptr, false);
+    return j.is_discarded() ? json() : j;
+}
+
+struct Candidate {
+    std::string fn;
+    PackageName name;
+    std::optional<json> record;  // set when indexed
+    std::optional<std::string> problem;
+    bool scanned = false;
+    FileStamp stamp;
+};
+
+// Reads one package (or reuses its cached record) into `c`.
+void index_one(const stdfs::path& dir, const std::string& subdir, const json& cache, Candidate& c) {
+    const stdfs::path path = dir / c.fn;
+    fs::Fd fd = fs::open_raw(path, O_RDONLY | O_NOFOLLOW);
+    if (!fd) {
+        c.problem = errno == ELOOP ? "is a symbolic link" : std::string("cannot open: ") + std::strerror(errno);
+        return;
+    }
+    struct stat st = fs::fstat_or_throw(fd.get(), path.string()).st;
+    if (!S_ISREG(st.st_mode)) {
+        c.problem = "not a regular file";
+        return;
+    }
+    c.stamp = stamp_of(st);
+    if (auto it = cache.find(c.fn); it != cache.end() && it->is_object()) {
+        if (stamp_from((*it)["stamp"]) == c.stamp && (*it)["record"].is_object()) {
+            c.record = (*it)["record"];
+            return;
+        }
+    }
+    c.scanned = true;
+    try {
+        PackageScan scan = scan_package(fd.get(), c.name, c.fn);
+        if (!scan.index_json) {
+            c.problem = "has no info/index.json";
+            return;
+        }
+        if (auto why = identity_mismatch(*scan.index_json, c.name, subdir)) {
+            c.problem = *why;
+            return;
+        }
+        json rec = std::move(*scan.index_json);
+        rec["md5"] = to_hex(scan.md5);
+        rec["sha256"] = to_hex(scan.sha256);
+        rec["size"] = scan.size;
+        rec.erase("sig");
+        c.record = std::move(rec);
+    } catch (const CorruptPackage& e) {
+        c.problem = std::string("corrupt archive: ") + e.what();
+    }
+}
+
+std::int64_t previous_guard_version(const json& old_repodata, const json& old_cache) {
+    std::int64_t v = 0;
+    try {
+        const auto& g = old_repodata.at("info").at("guard").at("version");
+        if (g.is_number_integer()) v = g.get<std::int64_t>();
+    } catch (const json::exception&) {
+    }
+    if (auto it = old_cache.find("guard_version"); it != old_cache.end() && it->is_number_integer())
+        v = std::max(v, it->get<std::int64_t>());
+    return v;
+}
+
+SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, const IndexOptions& opt) {
+    SubdirReport report;
+    report.subdir = subdir;
+    report.repodata = dir / "repodata.json";
+
+    std::vector<Candidate> cands;
+    for (const auto& e : stdfs::directory_iterator(dir)) {
+        const std::string fn = e.path().filename().string();
+        if (!fn.ends_with(".conda") && !fn.ends_with(".tar.bz2")) continue;
+        if (auto name = parse_package_file_name(fn)) {
+            cands.push_back(Candidate{fn, std::move(*name), {}, {}, false, {}});
+        } else {
+            report.excluded.push_back({fn, "file name is not NAME-VERSION-BUILD.conda or .tar.bz2"});
+        }
+    }
+    std::sort(cands.begin(), cands.end(), [](const auto& a, const auto& b) { return a.fn < b.fn; });
+
+    const stdfs::path cache_path = dir / index_cache_path;
+    const json old_cache = read_json_file(cache_path, 512 << 20);
+    const json cache_pkgs = old_cache.is_object() && old_cache.value("format", 0) == 1 && old_cache.contains("packages")
+                                ? old_cache["packages"]
+                                : json::object();
+
+    parallel_for(cands.size(), opt.jobs, [&](std::size_t i) { index_one(dir, subdir, cache_pkgs, cands[i]); });
+
+    json packages = json::object(), packages_conda = json::object(), new_cache_pkgs = json::object();
+    for (auto& c : cands) {
+        if (c.problem) {
+            report.excluded.push_back({c.fn, *c.problem});
+            continue;
+        }
+        (c.scanned ? report.scanned : report.reused)++;
+        new_cache_pkgs[c.fn] = {{"stamp", c.stamp.to_json()}, {"record", *c.record}};
+        const stdfs::path sig_path = dir / (c.fn + ".sig");
+        if (opt.signing && opt.signing->sign_packages && !is_plain_file(sig_path)) {
+            auto digest = digest_from_hex((*c.record)["sha256"].get<std::string>());
+            if (!digest) throw std::logic_error("indexed record has a malformed sha256");
+            const auto sig = opt.signing->key->sign_digest(*digest);
+            fs::write_atomic(sig_path, format_sig_file(opt.signing->key_name, sig), 0644, false);
+            report.signed_packages.push_back(c.fn);
+        }
+        if (is_plain_file(sig_path)) (*c.record)["sig"] = ".";
+        (c.name.format == PackageFormat::Conda ? packages_conda : packages)[c.fn] = std::move(*c.record);
+        ++report.packages;
+    }
+    std::sort(report.excluded.begin(), report.excluded.end(),
+              [](const auto& a, const auto& b) { return a.file < b.file; });
+
+    json info = {{"subdir", subdir}};
+    const stdfs::path sig_path = dir / "repodata.json.sig";
+    std::int64_t guard_version = previous_guard_version(read_json_file(report.repodata, 2048u << 20), old_cache);
+    if (opt.signing) {
+        Guard g{opt.signing->channel_id, subdir, guard_version + 1, opt.signing->signed_at,
+                opt.signing->signed_at + opt.signing->lifetime};
+        info["guard"] = g.to_json();
+        guard_version = g.version;
+        report.guard = std::move(g);
+    }
+    const json repodata = {{"info", std::move(info)},
+                           {"packages", std::move(packages)},
+                           {"packages.conda", std::move(packages_conda)},
+                           {"removed", json::array()},
+                           {"repodata_version", 1}};
+    const std::string bytes = repodata.dump(2, ' ', true) + "\n";
+    fs::write_atomic(report.repodata, bytes, 0644, false);
+    if (opt.signing) {
+        const auto digest = sha256_bytes(bytes);
+        fs::write_atomic(sig_path, format_sig_file(opt.signing->key_name, opt.signing->key->sign_digest(digest)), 0644,
+                         false);
+    } else if (::unlink(sig_path.c_str()) == 0) {
+        report.removed_stale_signature = true;  // it signed other bytes
+    }
+    stdfs::create_directories(cache_path.parent_path());
+    fs::write_atomic(cache_path,
+                     json{{"format", 1}, {"guard_version", guard_version}, {"packages", std::move(new_cache_pkgs)}}
+                         .dump() + "\n",
+                     0644, false);
+    return report;
+}
+
+}  // namespace
+
+std::vector<SubdirReport> index_channel(const stdfs::path& channel, const IndexOptions& opt) {
+    if (!stdfs::is_directory(channel)) throw std::runtime_error(channel.string() + ": not a directory");
+    if (opt.signing && opt.signing->key == nullptr) throw std::logic_error("index signing without a key");
+    std::vector<std::string> subdirs;
+    for (const auto& e : stdfs::directory_iterator(channel)) {
+        const std::string name = e.path().filename().string();
+        if (!e.is_directory() || e.is_symlink() || !is_subdir_name(name)) continue;
+        bool wanted = name == "noarch" || stdfs::exists(e.path() / "repodata.json");
+        for (const auto& f : stdfs::directory_iterator(e.path())) {
+            if (wanted) break;
+            wanted = parse_package_file_name(f.path().filename().string()).has_value();
+        }
+        if (wanted) subdirs.push_back(name);
+    }
+    if (std::find(subdirs.begin(), subdirs.end(), "noarch") == subdirs.end()) {
+        stdfs::create_directories(channel / "noarch");
+        subdirs.push_back("noarch");
+    }
+    std::sort(subdirs.begin(), subdirs.end());
+    std::vector<SubdirReport> reports;
+    for (const auto& s : subdirs) reports.push_back(index_subdir(channel / s, s, opt));
+    return reports;
+}
+
+}  // namespace condaguard
