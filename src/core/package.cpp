@@ -45,6 +45,9 @@ struct HashingSource {
     std::uint64_t size = 0;
     std::unique_ptr<unsigned char[]> buf = std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
     int read_errno = 0;
+    // The last bytes of the file, kept for the zip end-of-central-directory check.
+    std::size_t tail_cap = 0;
+    std::string tail;
 
     explicit HashingSource(int f) : fd(f) {
         ossl::check(EVP_DigestInit_ex2(sha.get(), ossl::sha256(), nullptr), "EVP_DigestInit_ex2");
@@ -64,6 +67,10 @@ struct HashingSource {
         ossl::check(EVP_DigestUpdate(sha.get(), buf.get(), static_cast<std::size_t>(n)), "EVP_DigestUpdate");
         ossl::check(EVP_DigestUpdate(md5.get(), buf.get(), static_cast<std::size_t>(n)), "EVP_DigestUpdate");
         size += static_cast<std::uint64_t>(n);
+        if (tail_cap > 0) {
+            tail.append(reinterpret_cast<const char*>(buf.get()), static_cast<std::size_t>(n));
+            if (tail.size() > tail_cap) tail.erase(0, tail.size() - tail_cap);
+        }
         return n;
     }
 
@@ -108,6 +115,36 @@ struct EntrySource {
         return n;
     }
 };
+
+constexpr std::size_t eocd_bytes = 22;
+constexpr std::size_t max_zip_comment = 0xffff;
+
+std::uint32_t le(const std::string& s, std::size_t pos, int bytes) {
+    std::uint32_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[pos + static_cast<std::size_t>(i)]);
+    return v;
+}
+
+// The streaming zip reader never looks at the central directory, so check
+// that the file ends in an intact end-of-central-directory record that
+// counts the members read and points at a central directory inside the file.
+void check_zip_end(const std::string& tail, std::uint64_t file_size, int members, const std::string& what) {
+    if (tail.size() >= eocd_bytes) {
+        for (std::size_t pos = tail.size() - eocd_bytes + 1; pos-- > 0;) {
+            if (tail.compare(pos, 4, "PK\x05\x06") != 0) continue;
+            const std::uint64_t eocd_offset = file_size - (tail.size() - pos);
+            const std::uint32_t entries = le(tail, pos + 10, 2);
+            const std::uint32_t cd_size = le(tail, pos + 12, 4);
+            const std::uint32_t cd_offset = le(tail, pos + 16, 4);
+            const std::uint32_t comment = le(tail, pos + 20, 2);
+            if (pos + eocd_bytes + comment != tail.size()) continue;
+            if (entries != static_cast<std::uint32_t>(members) || std::uint64_t{cd_offset} + cd_size != eocd_offset)
+                throw CorruptPackage(what + ": zip central directory does not match its members");
+            return;
+        }
+    }
+    throw CorruptPackage(what + ": zip end-of-central-directory record is missing or damaged");
+}
 
 void discard_data(archive* a, const std::string& what) {
     thread_local std::unique_ptr<unsigned char[]> buf = std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
@@ -173,6 +210,7 @@ void open_from(archive* a, void* self, archive_read_callback* cb, const std::str
 PackageScan scan_package(int fd, const PackageName& name, const std::string& display) {
     HashingSource src(fd);
     PackageScan out;
+    int zip_members = -1;  // set for .conda: checked against the zip's end record
     la::Reader a = new_reader();
     if (name.format == PackageFormat::TarBz2) {
         archive_read_support_filter_bzip2(a.get());
@@ -183,10 +221,11 @@ PackageScan scan_package(int fd, const PackageName& name, const std::string& dis
         // The outer zip is read as a stream (no seeking): every member is read
         // through, so CRC-32s are checked and every byte is hashed once.
         archive_read_support_format_zip_streamable(a.get());
+        src.tail_cap = eocd_bytes + max_zip_comment;
         open_from(a.get(), &src, &HashingSource::callback, display);
         const std::string info_member = "info-" + name.stem() + ".tar.zst";
         const std::string pkg_member = "pkg-" + name.stem() + ".tar.zst";
-        int info_seen = 0, pkg_seen = 0;
+        int info_seen = 0, pkg_seen = 0, members = 0;
         archive_entry* e = nullptr;
         for (;;) {
             int rc = archive_read_next_header(a.get(), &e);
@@ -194,6 +233,7 @@ PackageScan scan_package(int fd, const PackageName& name, const std::string& dis
             if (rc != ARCHIVE_OK) throw CorruptPackage(display + ": " + la::error_of(a.get()));
             const char* p = archive_entry_pathname(e);
             const std::string member = p != nullptr ? p : "";
+            ++members;
             if (member == info_member) {
                 ++info_seen;
                 EntrySource inner_src{a.get()};
@@ -212,8 +252,10 @@ PackageScan scan_package(int fd, const PackageName& name, const std::string& dis
         if (info_seen != 1 || pkg_seen != 1)
             throw CorruptPackage(fmt::format("{}: expected one {} and one {} (found {} and {})", display, info_member,
                                              pkg_member, info_seen, pkg_seen));
+        zip_members = members;
     }
     src.drain();
+    if (zip_members >= 0) check_zip_end(src.tail, src.size, zip_members, display);
     src.finish(out);
     return out;
 }
