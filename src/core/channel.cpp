@@ -210,7 +210,13 @@ Result check_package(const stdfs::path& dir, const std::string& subdir, const In
         try {
             scan = scan_package(fd.get(), *name, fn);
         } catch (const CorruptPackage& e) {
-            return fail(Verdict::Invalid, std::string("corrupt archive: ") + e.what());
+            // Say first whether these are the bytes the index signed (hashing the same open file).
+            if (::lseek(fd.get(), 0, SEEK_SET) != 0) throw fs::errno_error(path.string());
+            const bool signed_bytes = to_hex(hash_fd(fd.get()).sha256) == rec.sha256;
+            return fail(Verdict::Invalid, fmt::format("{}; the archive is damaged: {}",
+                                                      signed_bytes ? "the signed index lists this corrupt archive"
+                                                                   : "sha256 does not match the signed index",
+                                                      e.what()));
         }
         if (scan.size != rec.size)
             return fail(Verdict::Invalid, fmt::format("read {} bytes, the signed index says {}", scan.size, rec.size));
