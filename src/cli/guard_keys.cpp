@@ -58,6 +58,7 @@ void add_keys_command(GuardApp& g) {
     auto a = std::make_shared<KeysArgs>();
     CLI::App* keys = g.app.add_subcommand("keys", "List, show and remove keys in the keys directory");
     keys->require_subcommand(1);
+    keys->fallthrough();  // --keys-dir and --json may follow the action too
     a->keys.add_to(*keys);
     keys->add_flag("--json", g.json, "Print as JSON");
 

@@ -16,6 +16,7 @@ void add_state_command(GuardApp& g) {
     auto a = std::make_shared<Args>();
     CLI::App* state = g.app.add_subcommand("state", "Show or reset what was seen of signed channels (rollback state)");
     state->require_subcommand(1);
+    state->fallthrough();  // --state-dir and --json may follow the action too
     state->add_option("--state-dir", a->state_dir, "State directory (default: $CONDA_GUARD_STATE_DIR, else ~/.conda/guard)")
         ->type_name("DIR");
     state->add_flag("--json", g.json, "Print as JSON");

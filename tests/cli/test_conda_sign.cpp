@@ -25,10 +25,7 @@ std::string fmt_line(const std::string& path, const std::string& verdict, const 
 class CondaSign : public ::testing::Test {
 protected:
     RunResult cs(std::vector<std::string> args, std::vector<std::string> env = {}) {
-        args.insert(args.begin(), conda_sign_exe());
-        // Isolate from the caller's environment; the test's own env entries come last and win.
-        env.insert(env.begin(), {"CONDA_KEYS_DIR=", "HOME=" + t_.path().string()});
-        return run(args, env);
+        return run_isolated(conda_sign_exe(), std::move(args), t_.path(), std::move(env));
     }
     RunResult cs_keys(std::vector<std::string> args) {
         args.insert(args.begin(), {"--keys-dir", keys().string()});

@@ -227,6 +227,19 @@ std::string conda_sign_exe() {
     return p;
 }
 
+std::string conda_guard_exe() {
+    const char* p = std::getenv("CONDA_GUARD_EXE");
+    if (p == nullptr) throw std::runtime_error("CONDA_GUARD_EXE is not set (run the tests through meson test)");
+    return p;
+}
+
+RunResult run_isolated(const std::string& exe, std::vector<std::string> args, const stdfs::path& home,
+                       std::vector<std::string> env) {
+    args.insert(args.begin(), exe);
+    env.insert(env.begin(), {"CONDA_KEYS_DIR=", "CONDA_GUARD_STATE_DIR=", "HOME=" + home.string()});
+    return run(args, env);
+}
+
 Sha256Digest sha256_of(std::string_view data) {
     Sha256 h;
     h.update({reinterpret_cast<const unsigned char*>(data.data()), data.size()});

@@ -67,6 +67,12 @@ RunResult run(const std::vector<std::string>& argv, const std::vector<std::strin
 
 // Paths of the built commands (from the environment meson sets).
 std::string conda_sign_exe();
+std::string conda_guard_exe();
+
+// Runs a command with HOME set to `home` and CONDA_KEYS_DIR and
+// CONDA_GUARD_STATE_DIR cleared; `env` entries come last and win.
+RunResult run_isolated(const std::string& exe, std::vector<std::string> args, const stdfs::path& home,
+                       std::vector<std::string> env = {});
 
 Sha256Digest sha256_of(std::string_view data);
 
