@@ -9,18 +9,25 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 namespace condaguard {
 
 namespace stdfs = std::filesystem;
 
+namespace od = simdjson::ondemand;
+
+// The index's own private copy (never a mapping of a file others may
+// change), the parser whose buffers unescaped strings live in, and the
+// records: views into those two.
 struct IndexData {
     simdjson::padded_string bytes;
-    simdjson::dom::parser parser;  // DOM: run-time choice of the fastest kernel
+    od::parser parser;
     std::vector<IndexRecord> records;
 };
 
@@ -30,7 +37,9 @@ std::span<const IndexRecord> VerifiedIndex::records() const {
 
 namespace {
 
-// Reads the whole index once into a padded buffer, hashing as it goes.
+// Reads the whole index once into a private padded buffer; a second thread
+// hashes each chunk as soon as it has been read, so the digest is ready
+// when the last byte arrives.
 Sha256Digest read_hashed(const stdfs::path& path, std::uint64_t cap, simdjson::padded_string& out) {
     fs::Fd fd = fs::open_raw(path, O_RDONLY | O_NOFOLLOW);
     if (!fd) throw fs::errno_error(path.string());
@@ -41,37 +50,98 @@ Sha256Digest read_hashed(const stdfs::path& path, std::uint64_t cap, simdjson::p
         throw VerdictError(Verdict::Invalid,
                            fmt::format("{}: index is {} bytes, over the limit of {}", path.string(), size, cap));
     out = simdjson::padded_string(static_cast<std::size_t>(size));
+    constexpr std::size_t done_flag = ~std::size_t{0};  // the reader stopped early (error)
+    std::atomic<std::size_t> ready{0};
+    int read_errno = 0;
+    std::jthread reader([&] {
+        std::size_t done = 0;
+        while (done < size) {
+            ssize_t n = ::read(fd.get(), out.data() + done, std::min<std::size_t>(size - done, hash_chunk_bytes));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                read_errno = n < 0 ? errno : 0;
+                ready.store(done_flag, std::memory_order_release);
+                ready.notify_one();
+                return;
+            }
+            done += static_cast<std::size_t>(n);
+            ready.store(done, std::memory_order_release);
+            ready.notify_one();
+        }
+    });
     Sha256 h;
-    std::size_t done = 0;
-    while (done < size) {
-        const std::size_t want = std::min<std::size_t>(size - done, hash_chunk_bytes);
-        ssize_t n = ::read(fd.get(), out.data() + done, want);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw fs::errno_error(path.string());
-        if (n == 0) throw std::runtime_error(path.string() + ": file shrank while being read");
-        h.update({reinterpret_cast<const unsigned char*>(out.data() + done), static_cast<std::size_t>(n)});
-        done += static_cast<std::size_t>(n);
+    std::size_t hashed = 0;
+    while (hashed < size) {
+        std::size_t r;
+        while ((r = ready.load(std::memory_order_acquire)) == hashed) ready.wait(hashed, std::memory_order_acquire);
+        if (r == done_flag) break;
+        h.update({reinterpret_cast<const unsigned char*>(out.data() + hashed), r - hashed});
+        hashed = r;
+    }
+    reader.join();
+    if (hashed != size) {
+        if (read_errno != 0) throw std::system_error(read_errno, std::generic_category(), path.string());
+        throw std::runtime_error(path.string() + ": file shrank while being read");
     }
     char extra;
     if (::read(fd.get(), &extra, 1) != 0) throw std::runtime_error(path.string() + ": file grew while being read");
     return h.finish();
 }
 
+// A string value as a view: into the document itself when it has no
+// escapes (no copy), else unescaped into the parser's buffer.
+std::string_view string_of(od::value v) {
+    std::string_view tok = v.raw_json_token();
+    while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\n' || tok.back() == '\r' || tok.back() == '\t'))
+        tok.remove_suffix(1);
+    if (tok.size() < 2 || tok.front() != '"' || tok.back() != '"') throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
+    tok = tok.substr(1, tok.size() - 2);
+    if (tok.find('\\') != tok.npos) return v.get_string();
+    return tok;
+}
+
+// A small JSON value (the info object) in nlohmann's form; nesting is bounded.
+nlohmann::json to_json(od::value v, int depth) {
+    if (depth > 8) throw simdjson::simdjson_error(simdjson::DEPTH_ERROR);
+    switch (v.type()) {
+    case od::json_type::object: {
+        nlohmann::json j = nlohmann::json::object();
+        for (auto f : v.get_object()) {
+            const std::string key(f.unescaped_key().value());
+            j[key] = to_json(f.value(), depth + 1);
+        }
+        return j;
+    }
+    case od::json_type::array: {
+        nlohmann::json j = nlohmann::json::array();
+        for (auto e : v.get_array()) j.push_back(to_json(e.value(), depth + 1));
+        return j;
+    }
+    case od::json_type::string: return std::string(v.get_string().value());
+    case od::json_type::boolean: return v.get_bool().value();
+    case od::json_type::null: return nullptr;
+    case od::json_type::number:
+        if (v.get_number_type() == od::number_type::signed_integer) return v.get_int64().value();
+        if (v.get_number_type() == od::number_type::unsigned_integer) return v.get_uint64().value();
+        return v.get_double().value();
+    }
+    throw simdjson::simdjson_error(simdjson::INCORRECT_TYPE);
+}
+
 // Throws simdjson_error on a type mismatch (a signed but malformed index).
-void parse_records(simdjson::dom::object packages, std::vector<IndexRecord>& out) {
-    out.reserve(out.size() + packages.size());
-    for (auto [fn, value] : packages) {
+void parse_records(od::object packages, std::vector<IndexRecord>& out) {
+    for (auto field : packages) {
         IndexRecord r;
-        r.fn = fn;
-        const simdjson::dom::object fields = value.get_object().value();  // a copy: no view into a temporary
-        for (auto [k, v] : fields) {
-            if (k == "sha256") r.sha256 = v.get_string().value();
-            else if (k == "md5") r.md5 = v.get_string().value();
-            else if (k == "size") r.size = v.get_uint64().value(), r.has_size = true;
-            else if (k == "name") r.name = v.get_string().value();
-            else if (k == "version") r.version = v.get_string().value();
-            else if (k == "build") r.build = v.get_string().value();
-            else if (k == "subdir") r.subdir = v.get_string().value();
+        r.fn = field.unescaped_key();
+        for (auto f : field.value().get_object()) {
+            const od::raw_json_string k = f.key();
+            if (k == "sha256") r.sha256 = string_of(f.value());
+            else if (k == "md5") r.md5 = string_of(f.value());
+            else if (k == "size") r.size = f.value().get_uint64(), r.has_size = true;
+            else if (k == "name") r.name = string_of(f.value());
+            else if (k == "version") r.version = string_of(f.value());
+            else if (k == "build") r.build = string_of(f.value());
+            else if (k == "subdir") r.subdir = string_of(f.value());
         }
         out.push_back(r);
     }
@@ -108,12 +178,12 @@ VerifiedIndex verify_index(const stdfs::path& dir, const std::string& subdir, co
         if (r.verdict != Verdict::Valid) return out;
 
         // The bytes are authentic: now read them.
-        simdjson::dom::element doc = data->parser.parse(data->bytes).value();
-        auto info_el = doc["info"];
-        if (info_el.error() || !info_el.is_object())
+        od::document doc = data->parser.iterate(data->bytes);
+        auto info_value = doc["info"];
+        if (info_value.error() || info_value.type() != od::json_type::object)
             throw VerdictError(Verdict::Invalid, path.string() + ": info is not a JSON object");
-        // info is small: read it with the general JSON library.
-        const auto info_json = nlohmann::json::parse(simdjson::minify(info_el.value()));
+        // info is small: hold it in the general JSON library's form.
+        const auto info_json = to_json(info_value.value(), 0);
         if (info_json.value("subdir", "") != subdir)
             throw VerdictError(Verdict::Invalid,
                                fmt::format("{}: info.subdir is '{}', expected '{}'", path.string(),
@@ -153,10 +223,13 @@ VerifiedIndex verify_index(const stdfs::path& dir, const std::string& subdir, co
                                fmt::format("{}: a different index with the same version {} was seen before",
                                            path.string(), g.version));
 
+        // A record takes well over 100 bytes of JSON: reserve once (pages
+        // not written are never touched) instead of regrowing and copying.
+        data->records.reserve(data->bytes.size() / 100 + 16);
         for (const char* key : {"packages", "packages.conda"}) {
             auto v = doc[key];
             if (v.error() == simdjson::NO_SUCH_FIELD) continue;
-            parse_records(v.get_object().value(), data->records);
+            parse_records(v.get_object(), data->records);
         }
         state.record(location, g.channel, subdir, SeenIndex{g.version, hex, format_time(g.signed_at)});
         r.reason = fmt::format("channel '{}' version {}, expires {}{}; signed by {} ({})", g.channel, g.version,

@@ -1,0 +1,27 @@
+// Writes N real conda packages (half .conda, half .tar.bz2) into DIR/noarch
+// for the index benchmark, with the test suite's package builder.
+// Usage: make_packages DIR N
+#include "../tests/support/packages.hpp"
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::cerr << "usage: make_packages DIR N\n";
+        return 2;
+    }
+    const std::filesystem::path dir = std::filesystem::path(argv[1]) / "noarch";
+    const int n = std::atoi(argv[2]);
+    for (int i = 0; i < n; ++i) {
+        condaguard::test::PackageSpec spec;
+        spec.name = "bench" + std::to_string(i);
+        spec.format = i % 2 == 0 ? condaguard::PackageFormat::Conda : condaguard::PackageFormat::TarBz2;
+        spec.files = {{"lib/data.bin", std::string(20000 + (i % 7) * 3000, static_cast<char>('a' + i % 26))},
+                      {"bin/tool", "#!/bin/sh\necho " + spec.name + "\n"}};
+        spec.depends = {"python >=3.8", "zlib"};
+        condaguard::test::build_package(dir, spec);
+    }
+    return 0;
+}
