@@ -3,6 +3,7 @@
 // Usage: make_packages DIR N
 #include "../tests/support/packages.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -14,11 +15,22 @@ int main(int argc, char** argv) {
     }
     const std::filesystem::path dir = std::filesystem::path(argv[1]) / "noarch";
     const int n = std::atoi(argv[2]);
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL;  // xorshift: payloads that do not compress away
+    auto noise = [&x](std::size_t len) {
+        std::string out(len, '\0');
+        for (auto& c : out) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c = static_cast<char>(x);
+        }
+        return out;
+    };
     for (int i = 0; i < n; ++i) {
         condaguard::test::PackageSpec spec;
         spec.name = "bench" + std::to_string(i);
         spec.format = i % 2 == 0 ? condaguard::PackageFormat::Conda : condaguard::PackageFormat::TarBz2;
-        spec.files = {{"lib/data.bin", std::string(20000 + (i % 7) * 3000, static_cast<char>('a' + i % 26))},
+        spec.files = {{"lib/data.bin", noise(40000 + (i % 7) * 8000)},
                       {"bin/tool", "#!/bin/sh\necho " + spec.name + "\n"}};
         spec.depends = {"python >=3.8", "zlib"};
         condaguard::test::build_package(dir, spec);
