@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and shows the main job on its own data:
-# a temporary keys directory, two packages built here, keygen, sign, verify,
-# then a tampered copy and a stripped signature refused with their verdicts.
+# a temporary keys directory, packages built here, keygen, sign, verify, a
+# tampered copy and a stripped signature refused with their verdicts; then a
+# signed channel published with conda-guard index and verified, and an edited
+# index and a rolled-back index refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -9,10 +11,12 @@ bash scripts/install-deps.sh >"$log" 2>&1 || { cat "$log"; exit 1; }
 rm -f "$log"
 bash scripts/build.sh >/dev/null
 SIGN="$PWD/build/src/cli/conda-sign"
+GUARD="$PWD/build/src/cli/conda-guard"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CONDA_KEYS_DIR="$work/keys"
+export CONDA_GUARD_STATE_DIR="$work/state"
 
 # Two real conda packages (.tar.bz2 with info/index.json), built here.
 make_pkg() {  # name version build
@@ -30,21 +34,38 @@ make_pkg world 2.1 0
 cd "$work/channel/noarch"
 
 step() { printf '\n$ %s\n' "$*"; }
-expect() {  # expected-status command...
-  local want=$1; shift
-  step "conda-sign ${*}"
-  set +e; "$SIGN" "$@"; local got=$?; set -e
+expect() {  # expected-status program command...
+  local want=$1 prog=$2; shift 2
+  step "$(basename "$prog") ${*}"
+  set +e; "$prog" "$@"; local got=$?; set -e
   if [ "$got" != "$want" ]; then echo "demo: expected exit $want, got $got" >&2; exit 1; fi
   echo "(exit $got)"
 }
 
-expect 0 --keygen demo
-expect 0 hello-1.0-0.tar.bz2 world-2.1-0.tar.bz2
-expect 0 --verify hello-1.0-0.tar.bz2 world-2.1-0.tar.bz2
+printf '== conda-sign: the old workflow, fail-closed ==\n'
+expect 0 "$SIGN" --keygen demo
+expect 0 "$SIGN" hello-1.0-0.tar.bz2 world-2.1-0.tar.bz2
+expect 0 "$SIGN" --verify hello-1.0-0.tar.bz2 world-2.1-0.tar.bz2
 
-cp hello-1.0-0.tar.bz2 tampered-1.0-0.tar.bz2
-cp hello-1.0-0.tar.bz2.sig tampered-1.0-0.tar.bz2.sig
-printf 'X' | dd of=tampered-1.0-0.tar.bz2 bs=1 seek=100 conv=notrunc status=none
-rm world-2.1-0.tar.bz2.sig
-expect 1 --verify hello-1.0-0.tar.bz2 tampered-1.0-0.tar.bz2 world-2.1-0.tar.bz2
-printf '\nDemo done: signed packages verify; a tampered copy is INVALID and a stripped signature is MISSING_SIG.\n'
+mkdir -p "$work/scratch"
+cp hello-1.0-0.tar.bz2 "$work/scratch/tampered-1.0-0.tar.bz2"
+cp hello-1.0-0.tar.bz2.sig "$work/scratch/tampered-1.0-0.tar.bz2.sig"
+printf 'X' | dd of="$work/scratch/tampered-1.0-0.tar.bz2" bs=1 seek=100 conv=notrunc status=none
+cp world-2.1-0.tar.bz2 "$work/scratch/"            # the copy has no .sig: stripped
+cd "$work/scratch"
+expect 1 "$SIGN" --verify tampered-1.0-0.tar.bz2 world-2.1-0.tar.bz2
+
+printf '\n== conda-guard: publish a signed channel and verify it ==\n'
+cd "$work"
+expect 0 "$GUARD" index channel --sign demo --channel-id demo-channel --expires 7d
+expect 0 "$GUARD" verify-channel channel --channel-id demo-channel
+cp channel/noarch/repodata.json old.json; cp channel/noarch/repodata.json.sig old.json.sig
+expect 0 "$GUARD" index channel --sign demo --channel-id demo-channel --expires 7d
+expect 0 "$GUARD" verify-channel channel --channel-id demo-channel --index-only
+
+sed -i 's/"depends": \[\]/"depends": ["evil"]/' channel/noarch/repodata.json   # edit the signed index
+expect 1 "$GUARD" verify-channel channel --index-only
+cp old.json channel/noarch/repodata.json; cp old.json.sig channel/noarch/repodata.json.sig   # replay version 1
+expect 1 "$GUARD" verify-channel channel --index-only
+printf '\nDemo done: signed packages verify; a tampered copy is INVALID and a stripped signature MISSING_SIG;\n'
+printf 'the signed channel verifies; an edited index is INVALID and a replayed older one ROLLBACK.\n'

@@ -10,5 +10,5 @@ $SUDO apt-get install -y --no-install-recommends \
   ca-certificates g++ meson ninja-build pkg-config git \
   openssl libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev \
   libgtest-dev libgmock-dev \
-  libcurl4-openssl-dev libyaml-cpp-dev libarchive-dev \
+  libcurl4-openssl-dev libyaml-cpp-dev libarchive-dev libsimdjson-dev \
   python3 python3-pycryptodome time bzip2 zstd
