@@ -27,6 +27,11 @@ KeyStore KeyOptions::store(const char* prog) const {
     return KeyStore(keys_dir.empty() ? default_keys_dir() : std::filesystem::path(keys_dir), policy);
 }
 
+void check_key_names(const std::vector<std::string>& names, const char* option) {
+    for (const auto& n : names)
+        if (auto why = KeyName::problem(n)) throw CommandError(2, std::string(option) + ": " + *why);
+}
+
 int run_main(CLI::App& app, int argc, char** argv, const char* prog, const bool& json,
              const std::function<int()>& body) {
     try {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <condaguard/keys.hpp>
+#include <condaguard/verdict.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace condaguard::cli {
 
@@ -32,6 +34,20 @@ struct KeyOptions {
     // Resolves the keys directory and the policy; prints the floor warning.
     KeyStore store(const char* prog) const;
 };
+
+// Usage error (exit 2) naming `option` when any name is not a valid key name.
+void check_key_names(const std::vector<std::string>& names, const char* option);
+
+// Runs `load`; a key verdict (BAD_KEY, MISSING_KEY) ends the command with
+// that verdict's exit status and its word in the message.
+template <class F>
+auto with_key_verdict(F load) -> decltype(load()) {
+    try {
+        return load();
+    } catch (const VerdictError& e) {
+        throw CommandError(exit_code(e.verdict()), std::string(to_string(e.verdict())) + ": " + e.what());
+    }
+}
 
 // Runs `body`, turning CLI11, CommandError and other exceptions into an
 // exit status (2 for usage and I/O errors) and one message on stderr.

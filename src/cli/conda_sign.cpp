@@ -39,16 +39,6 @@ KeyName key_name_or_usage(const std::string& s, const char* what) {
     return KeyName(s);
 }
 
-// Loads a private key for signing; key problems keep their verdict word.
-template <class F>
-PrivateKey load_signing_key(F load) {
-    try {
-        return load();
-    } catch (const VerdictError& e) {
-        throw CommandError(exit_code(e.verdict()), fmt::format("{}: {}", to_string(e.verdict()), e.what()));
-    }
-}
-
 nlohmann::json key_json(const KeyName& name, const KeyPairPaths& paths, const PrivateKey& key) {
     return {{"name", name.str()},
             {"type", to_string(key.type())},
@@ -89,7 +79,7 @@ int run_import(const Options& o) {
     const std::filesystem::path src = o.import_key;
     const KeyName name = key_name_or_usage(o.name.empty() ? src.filename().string() : o.name, "key name");
     const KeyStore store = o.keys.store(prog);
-    const PrivateKey key = load_signing_key([&] { return load_private_key_file(src, store.policy()); });
+    const PrivateKey key = with_key_verdict([&] { return load_private_key_file(src, store.policy()); });
     print_stored(o, "import-key", name, store.store(name, key, o.force), key);
     return 0;
 }
@@ -103,7 +93,7 @@ int run_sign(const Options& o) {
         // A path: the name written into FILE.sig is the key file's name, never the path.
         const std::filesystem::path path = o.input_key;
         name = key_name_or_usage(path.filename().string(), "-i");
-        key.emplace(load_signing_key([&] { return load_private_key_file(path, store.policy()); }));
+        key.emplace(with_key_verdict([&] { return load_private_key_file(path, store.policy()); }));
     } else {
         if (!o.input_key.empty()) {
             name = key_name_or_usage(o.input_key, "-i");
@@ -117,7 +107,7 @@ int run_sign(const Options& o) {
                                                   store.dir().string(), fmt::join(names, ", ")));
             name = KeyName(names.front());
         }
-        key.emplace(load_signing_key([&] { return store.load_private(*name); }));
+        key.emplace(with_key_verdict([&] { return store.load_private(*name); }));
     }
     if (!o.json)
         fmt::print("Using private key '{}' ({}) for signing.\n", name->str(), key->public_key().fingerprint());
@@ -148,12 +138,7 @@ int run_verify(const Options& o) {
     if (o.files.empty()) throw CommandError(2, "no files to verify (see --help)");
     const KeyStore store = o.keys.store(prog);
     Verifier verifier(store);
-    const std::vector<Result> results = verifier.verify_files({o.files.begin(), o.files.end()});
-    if (o.json)
-        print_json(stdout, "verify", results);
-    else
-        print_text(stdout, results);
-    return exit_status(results);
+    return report("verify", verifier.verify_files({o.files.begin(), o.files.end()}), o.json);
 }
 
 }  // namespace

@@ -29,11 +29,7 @@ int run_index(const IndexArgs& a, bool json) {
         if (!lifetime) throw CommandError(2, fmt::format("--expires '{}': expected a duration like 30d, 12h, 15m or 10s",
                                                          a.expires));
         const KeyStore store = a.keys.store(guard_prog);
-        try {
-            key.emplace(store.load_private(KeyName(a.sign)));
-        } catch (const VerdictError& e) {
-            throw CommandError(exit_code(e.verdict()), fmt::format("{}: {}", to_string(e.verdict()), e.what()));
-        }
+        key.emplace(with_key_verdict([&] { return store.load_private(KeyName(a.sign)); }));
         opt.signing = IndexSigning{.key_name = KeyName(a.sign),
                                    .key = &*key,
                                    .channel_id = a.channel_id,

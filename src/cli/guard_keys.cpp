@@ -81,21 +81,17 @@ void add_keys_command(GuardApp& g) {
     g.runners[show] = [a, &g] {
         const KeyStore store = a->keys.store(guard_prog);
         const KeyName name = name_or_usage(a->name);
-        try {
-            const PublicKey k = store.load_public(name);
-            nlohmann::json j = describe(store, name.str());
-            j["pem"] = k.to_pem();
-            if (g.json) {
-                print_json_object(stdout, {{"version", json_version}, {"command", "keys show"}, {"key", j}});
-            } else {
-                fmt::print("name:        {}\npublic key:  {}\ntype:        {} {}\nfingerprint: {}\nprivate key: {}\n{}",
-                           name.str(), j["public_key"].get<std::string>(), to_string(k.type()), k.bits(),
-                           k.fingerprint(), j["has_private_key"].get<bool>() ? "present" : "absent", k.to_pem());
-            }
-            return 0;
-        } catch (const VerdictError& e) {
-            throw CommandError(exit_code(e.verdict()), fmt::format("{}: {}", to_string(e.verdict()), e.what()));
+        const PublicKey k = with_key_verdict([&] { return store.load_public(name); });
+        nlohmann::json j = describe(store, name.str());
+        j["pem"] = k.to_pem();
+        if (g.json) {
+            print_json_object(stdout, {{"version", json_version}, {"command", "keys show"}, {"key", j}});
+        } else {
+            fmt::print("name:        {}\npublic key:  {}\ntype:        {} {}\nfingerprint: {}\nprivate key: {}\n{}",
+                       name.str(), j["public_key"].get<std::string>(), to_string(k.type()), k.bits(),
+                       k.fingerprint(), j["has_private_key"].get<bool>() ? "present" : "absent", k.to_pem());
         }
+        return 0;
     };
 
     CLI::App* remove = keys->add_subcommand("remove", "Remove NAME.pub (and the private key with --private)");

@@ -16,17 +16,11 @@ struct VerifyArgs {
 };
 
 int run_verify(const VerifyArgs& a, bool json) {
-    for (const auto& k : a.allowed)
-        if (auto why = KeyName::problem(k)) throw CommandError(2, "--key: " + *why);
+    check_key_names(a.allowed, "--key");
     const KeyStore store = a.keys.store(guard_prog);
     Verifier verifier(store);
     verifier.allow_only(a.allowed);
-    const auto results = verifier.verify_files({a.files.begin(), a.files.end()}, a.jobs);
-    if (json)
-        print_json(stdout, "verify", results);
-    else
-        print_text(stdout, results);
-    return exit_status(results);
+    return report("verify", verifier.verify_files({a.files.begin(), a.files.end()}, a.jobs), json);
 }
 
 }  // namespace

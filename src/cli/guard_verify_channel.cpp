@@ -22,8 +22,7 @@ struct VerifyChannelArgs {
 };
 
 int run_verify_channel(const VerifyChannelArgs& a, bool json) {
-    for (const auto& k : a.allowed)
-        if (auto why = KeyName::problem(k)) throw CommandError(2, "--key: " + *why);
+    check_key_names(a.allowed, "--key");
     if (a.allow_expired)
         fmt::print(stderr, "{}: warning: --allow-expired: accepting indexes past their expiry (freeze attacks)\n",
                    guard_prog);
@@ -37,12 +36,7 @@ int run_verify_channel(const VerifyChannelArgs& a, bool json) {
     policy.index_only = a.index_only;
     policy.now = now();
     policy.jobs = a.jobs;
-    const auto results = verify_channel(a.channel, verifier, state, policy);
-    if (json)
-        print_json(stdout, "verify-channel", results);
-    else
-        print_text(stdout, results);
-    return exit_status(results);
+    return report("verify-channel", verify_channel(a.channel, verifier, state, policy), json);
 }
 
 }  // namespace

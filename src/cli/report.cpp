@@ -45,4 +45,12 @@ void print_json(std::FILE* out, const std::string& command, const std::vector<Re
                             {"results", std::move(arr)}});
 }
 
+int report(const std::string& command, const std::vector<Result>& results, bool json) {
+    if (json)
+        print_json(stdout, command, results);
+    else
+        print_text(stdout, results);
+    return exit_status(results);
+}
+
 }  // namespace condaguard::cli

@@ -30,4 +30,7 @@ void print_json(std::FILE* out, const std::string& command, const std::vector<Re
 
 void print_json_object(std::FILE* out, nlohmann::json doc);
 
+// Text or JSON on stdout, as --json asks; returns exit_status(results).
+int report(const std::string& command, const std::vector<Result>& results, bool json);
+
 }  // namespace condaguard::cli

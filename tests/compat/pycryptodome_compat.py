@@ -22,11 +22,9 @@ import sys
 import tempfile
 
 try:
-    from Cryptodome.Hash import SHA256
     from Cryptodome.PublicKey import RSA
     from Cryptodome.Signature import PKCS1_PSS
 except ImportError:  # pip's pycryptodome uses the PyCrypto namespace
-    from Crypto.Hash import SHA256
     from Crypto.PublicKey import RSA
     from Crypto.Signature import PKCS1_PSS
 
@@ -40,28 +38,9 @@ def check(cond, what):
         failures.append(what)
 
 
-def hash_file(path):
-    """conda.signature.hash_file: SHA-256 in 256 KiB chunks."""
-    h = SHA256.new()
-    with open(path, "rb") as fi:
-        for chunk in iter(lambda: fi.read(262144), b""):
-            h.update(chunk)
-    return h
-
-
-def old_verify(path, keys_dir):
-    """conda 4.2 conda/signature.py verify(), returning True/False."""
-    sig_path = path + ".sig"
-    if not os.path.isfile(sig_path):
-        raise RuntimeError("signature does not exist: " + sig_path)
-    with open(sig_path) as fi:
-        key_name, sig = fi.read().split()
-    key_path = os.path.join(keys_dir, key_name + ".pub")
-    if not os.path.isfile(key_path):
-        raise RuntimeError("public key does not exist: " + key_path)
-    with open(key_path) as fi:
-        key = RSA.importKey(fi.read())
-    return PKCS1_PSS.new(key).verify(hash_file(path), base64.b64decode(sig))
+# The old verifier, ported once: bench/old_verify.py (conda 4.2's verify()).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from old_verify import hash_file, verify as old_verify  # noqa: E402
 
 
 def conda_sign(*args):
