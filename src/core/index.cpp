@@ -78,13 +78,30 @@ bool is_plain_file(const stdfs::path& p) {
     return ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-json read_json_file(const stdfs::path& p, std::size_t cap) {
+std::string read_small_file(const stdfs::path& p, std::size_t cap) {
     fs::Fd fd = fs::open_raw(p, O_RDONLY | O_NOFOLLOW);
-    if (!fd) return json();
+    if (!fd) return {};
     auto r = fs::read_capped(fd.get(), cap, p.string());
-    if (r.too_big) return json();
-    auto j = json::parse(r.data, nullptr, false);
+    return r.too_big ? std::string() : std::move(r.data);
+}
+
+json parse_or_null(const std::string& text) {
+    auto j = json::parse(text, nullptr, false);
     return j.is_discarded() ? json() : j;
+}
+
+json read_json_file(const stdfs::path& p, std::size_t cap) { return parse_or_null(read_small_file(p, cap)); }
+
+// A signing run trusts the incremental cache only when it carries a good
+// signature by the signing key: the cache feeds records into what is signed.
+bool cache_signed_by(const std::string& bytes, const stdfs::path& sig_path, const IndexSigning& signing) {
+    try {
+        const SigFile sig = read_sig_file(sig_path);
+        return sig.key == signing.key_name &&
+               signing.key->public_key().verify_digest(sha256_bytes(bytes), sig.signature);
+    } catch (const std::exception&) {
+        return false;
+    }
 }
 
 struct Candidate {
@@ -139,6 +156,7 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
 }
 
 std::int64_t previous_guard_version(const json& old_repodata, const json& old_cache) {
+    constexpr std::int64_t max_version = std::int64_t{1} << 53;  // exact in every JSON reader
     std::int64_t v = 0;
     try {
         const auto& g = old_repodata.at("info").at("guard").at("version");
@@ -147,6 +165,7 @@ std::int64_t previous_guard_version(const json& old_repodata, const json& old_ca
     }
     if (auto it = old_cache.find("guard_version"); it != old_cache.end() && it->is_number_integer())
         v = std::max(v, it->get<std::int64_t>());
+    if (v < 0 || v >= max_version) throw std::runtime_error(fmt::format("index version {} is out of range", v));
     return v;
 }
 
@@ -168,8 +187,15 @@ SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, con
     std::sort(cands.begin(), cands.end(), [](const auto& a, const auto& b) { return a.fn < b.fn; });
 
     const stdfs::path cache_path = dir / index_cache_path;
-    const json old_cache = read_json_file(cache_path, 512 << 20);
-    const json cache_pkgs = old_cache.is_object() && old_cache.value("format", 0) == 1 && old_cache.contains("packages")
+    const stdfs::path cache_sig_path = cache_path.string() + ".sig";
+    const std::string cache_bytes = read_small_file(cache_path, 512 << 20);
+    const json old_cache = parse_or_null(cache_bytes);
+    // Records are reused only from a trusted cache. The version counter is
+    // read from any cache: an edit can only raise it (a loud error past the
+    // range) or lower it (clients refuse the result as ROLLBACK).
+    const bool cache_trusted = !opt.signing || cache_signed_by(cache_bytes, cache_sig_path, *opt.signing);
+    const json cache_pkgs = cache_trusted && old_cache.is_object() && old_cache.value("format", 0) == 1 &&
+                                    old_cache.contains("packages")
                                 ? old_cache["packages"]
                                 : json::object();
 
@@ -223,10 +249,15 @@ SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, con
         report.removed_stale_signature = true;  // it signed other bytes
     }
     stdfs::create_directories(cache_path.parent_path());
-    fs::write_atomic(cache_path,
-                     json{{"format", 1}, {"guard_version", guard_version}, {"packages", std::move(new_cache_pkgs)}}
-                         .dump() + "\n",
-                     0644, false);
+    const std::string new_cache =
+        json{{"format", 1}, {"guard_version", guard_version}, {"packages", std::move(new_cache_pkgs)}}.dump() + "\n";
+    fs::write_atomic(cache_path, new_cache, 0644, false);
+    if (opt.signing)
+        fs::write_atomic(cache_sig_path,
+                         format_sig_file(opt.signing->key_name, opt.signing->key->sign_digest(sha256_bytes(new_cache))),
+                         0644, false);
+    else
+        ::unlink(cache_sig_path.c_str());
     return report;
 }
 

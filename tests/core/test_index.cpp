@@ -172,6 +172,29 @@ TEST_F(Index, SignPackagesSignsOnlyTheUnsignedInTheSamePass) {
     EXPECT_EQ(repodata("noarch")["packages"]["beta-1.2-0.tar.bz2"]["sig"], ".");
 }
 
+// The cache feeds records into what gets signed: a signing run trusts it only
+// with a good signature by the signing key, so an edited cache is ignored.
+TEST_F(Index, SigningRunsDoNotTrustAnEditedOrUnsignedCache) {
+    Keys keys;
+    const PrivateKey& k = keys.add("chan");
+    run(signing(k));
+    auto reused = run(signing(k));
+    EXPECT_EQ(reused[1].reused, 2u) << "a cache this key signed is used";
+    const stdfs::path cache = ch() / "noarch" / index_cache_path;
+    json c = json::parse(read_file(cache));
+    c["packages"]["alpha-1.0-0.conda"]["record"]["depends"] = json::array({"evil"});
+    write_file(cache, c.dump() + "\n");
+    auto poisoned = run(signing(k));
+    EXPECT_EQ(poisoned[1].scanned, 2u);
+    EXPECT_EQ(poisoned[1].reused, 0u);
+    EXPECT_EQ(repodata("noarch")["packages.conda"]["alpha-1.0-0.conda"]["depends"], json::array({"beta >=1"}));
+    // A cache written by an unsigned run is not trusted by the next signing run either.
+    run();
+    EXPECT_FALSE(stdfs::exists(cache.string() + ".sig"));
+    auto after_unsigned = run(signing(k));
+    EXPECT_EQ(after_unsigned[1].scanned, 2u);
+}
+
 TEST_F(Index, RealChannelRecordsMatchUpstream) {
     auto shared = shared_dir();
     if (!shared) GTEST_SKIP() << "../shared is not present";
