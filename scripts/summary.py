@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Prints one closing line, 'N passed, N failed, N skipped', counting the
-individual cases in meson's test log: GoogleTest cases and the checks of the
-Python compatibility test. Usage: summary.py build/meson-logs/testlog.txt"""
+individual cases in meson's test logs: GoogleTest cases and the checks of the
+Python compatibility test. Usage: summary.py TESTLOG..."""
 
 import re
 import sys
 
-text = open(sys.argv[1], errors="replace").read()
+text = "".join(open(p, errors="replace").read() for p in sys.argv[1:])
 # GoogleTest prints each result once with its time, e.g. "[       OK ] A.B (3 ms)".
 passed = len(re.findall(r"^\[       OK \] \S+ \(\d+ ms\)$", text, re.M))
 failed = len(re.findall(r"^\[  FAILED  \] \S+ \(\d+ ms\)$", text, re.M))
