@@ -128,8 +128,10 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
     }
     c.stamp = stamp_of(st);
     if (auto it = cache.find(c.fn); it != cache.end() && it->is_object()) {
-        if (stamp_from((*it)["stamp"]) == c.stamp && (*it)["record"].is_object()) {
-            c.record = (*it)["record"];
+        const auto stamp = it->find("stamp");
+        const auto record = it->find("record");
+        if (stamp != it->end() && record != it->end() && record->is_object() && stamp_from(*stamp) == c.stamp) {
+            c.record = *record;
             return;
         }
     }
