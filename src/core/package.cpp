@@ -12,6 +12,9 @@
 namespace condaguard {
 
 std::optional<PackageName> parse_package_file_name(std::string_view fn) {
+    // A file name only: no directories, and nothing open(2) would cut short or a shell would mangle.
+    for (char c : fn)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '/' || c == '\\') return std::nullopt;
     PackageName p;
     if (fn.ends_with(".conda")) {
         p.format = PackageFormat::Conda;
@@ -29,7 +32,7 @@ std::optional<PackageName> parse_package_file_name(std::string_view fn) {
     p.name = fn.substr(0, v);
     p.version = fn.substr(v + 1, b - v - 1);
     p.build = fn.substr(b + 1);
-    if (p.version.empty() || p.build.empty() || fn.find('/') != fn.npos) return std::nullopt;
+    if (p.version.empty() || p.build.empty()) return std::nullopt;
     return p;
 }
 

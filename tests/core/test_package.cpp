@@ -38,8 +38,10 @@ TEST(PackageName, ParsesNameVersionBuild) {
     EXPECT_EQ(p->build, "pyhd8ed1ab_0");
     EXPECT_EQ(p->format, PackageFormat::Conda);
     EXPECT_EQ(parse_package_file_name("zlib-1.2.11-h7b6447c_3.tar.bz2")->format, PackageFormat::TarBz2);
-    for (const char* bad : {"zlib.conda", "zlib-1.2.conda", "-1.0-0.conda", "zlib-1.0-0.zip", "a--0.conda", "a-1-.conda"})
+    for (const char* bad : {"zlib.conda", "zlib-1.2.conda", "-1.0-0.conda", "zlib-1.0-0.zip", "a--0.conda", "a-1-.conda",
+                            "../x-1.0-0.conda", "dir/x-1.0-0.conda", "x\\y-1.0-0.conda", "x\ny-1.0-0.conda"})
         EXPECT_FALSE(parse_package_file_name(bad)) << bad;
+    EXPECT_FALSE(parse_package_file_name(std::string_view("a-1.0-0.conda\0b-1.0-0.conda", 27)));
 }
 
 TEST(Package, ScansBothFormatsInOnePass) {
