@@ -43,7 +43,7 @@ namespace {
 Sha256Digest read_hashed(const stdfs::path& path, std::uint64_t cap, simdjson::padded_string& out) {
     fs::Fd fd = fs::open_raw(path, O_RDONLY | O_NOFOLLOW);
     if (!fd) throw fs::errno_error(path.string());
-    const auto st = fs::fstat_or_throw(fd.get(), path.string()).st;
+    const auto st = fs::fstat_or_throw(fd.get(), path.string());
     if (!S_ISREG(st.st_mode)) throw std::runtime_error(path.string() + ": not a regular file");
     const auto size = static_cast<std::uint64_t>(st.st_size);
     if (size > cap)
@@ -275,7 +275,7 @@ Result check_package(const stdfs::path& dir, const std::string& subdir, const In
             if (errno == ELOOP) return fail(Verdict::Invalid, "is a symbolic link");
             throw fs::errno_error(path.string());
         }
-        const auto st = fs::fstat_or_throw(fd.get(), path.string()).st;
+        const auto st = fs::fstat_or_throw(fd.get(), path.string());
         if (!S_ISREG(st.st_mode)) return fail(Verdict::Invalid, "not a regular file");
         if (static_cast<std::uint64_t>(st.st_size) != rec.size)
             return fail(Verdict::Invalid, fmt::format("size is {} bytes, the signed index says {}", st.st_size, rec.size));

@@ -32,10 +32,10 @@ Fd open_at_raw(int dirfd, const std::string& name, int flags, mode_t mode) {
     return Fd(fd);
 }
 
-Stat fstat_or_throw(int fd, const std::string& what) {
-    Stat s{};
-    if (::fstat(fd, &s.st) != 0) throw errno_error(what);
-    return s;
+struct stat fstat_or_throw(int fd, const std::string& what) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw errno_error(what);
+    return st;
 }
 
 CappedRead read_capped(int fd, std::size_t cap, const std::string& what) {

@@ -39,13 +39,10 @@ std::system_error errno_error(const std::string& what);
 Fd open_raw(const std::filesystem::path& path, int flags, mode_t mode = 0);
 Fd open_at_raw(int dirfd, const std::string& name, int flags, mode_t mode = 0);
 
-struct Stat {
-    struct stat st;
-};
-Stat fstat_or_throw(int fd, const std::string& what);
+struct stat fstat_or_throw(int fd, const std::string& what);
 
-// Reads all of fd; returns nullopt-like empty optional semantics via `too_big`
-// when more than `cap` bytes are available.
+// Reads fd to its end, or stops with `too_big` set once more than `cap`
+// bytes have arrived (the data read so far is then incomplete).
 struct CappedRead {
     std::string data;
     bool too_big = false;

@@ -121,7 +121,7 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
         c.problem = errno == ELOOP ? "is a symbolic link" : std::string("cannot open: ") + std::strerror(errno);
         return;
     }
-    struct stat st = fs::fstat_or_throw(fd.get(), path.string()).st;
+    struct stat st = fs::fstat_or_throw(fd.get(), path.string());
     if (!S_ISREG(st.st_mode)) {
         c.problem = "not a regular file";
         return;

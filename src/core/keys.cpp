@@ -124,7 +124,7 @@ std::string read_key_file(const fs::Fd& at, const std::filesystem::path& path, b
         if (errno == ELOOP) throw bad_key(origin, "key file is a symbolic link");
         throw fs::errno_error(origin);
     }
-    const auto st = fs::fstat_or_throw(fd.get(), origin).st;
+    const auto st = fs::fstat_or_throw(fd.get(), origin);
     if (!S_ISREG(st.st_mode)) throw bad_key(origin, "not a regular file");
     if (st.st_uid != ::geteuid() && st.st_uid != 0)
         throw bad_key(origin, fmt::format("owned by uid {}, not by you or root", st.st_uid));
@@ -154,7 +154,7 @@ fs::Fd open_keys_dir(const std::filesystem::path& dir) {
         if (errno == ENOTDIR) throw bad_key(dir.string(), "keys directory is not a directory");
         throw fs::errno_error(dir.string());
     }
-    check_dir_safe(dir, fs::fstat_or_throw(fd.get(), dir.string()).st);
+    check_dir_safe(dir, fs::fstat_or_throw(fd.get(), dir.string()));
     return fd;
 }
 

@@ -92,8 +92,8 @@ SigFile read_sig_file(const std::filesystem::path& path) {
         if (errno == ELOOP) throw VerdictError(Verdict::BadSigFile, origin + ": signature file is a symbolic link");
         throw fs::errno_error(origin);
     }
-    auto st = fs::fstat_or_throw(fd.get(), origin);
-    if (!S_ISREG(st.st.st_mode)) throw VerdictError(Verdict::MissingSig, origin + ": not a regular file");
+    const auto st = fs::fstat_or_throw(fd.get(), origin);
+    if (!S_ISREG(st.st_mode)) throw VerdictError(Verdict::MissingSig, origin + ": not a regular file");
     auto r = fs::read_capped(fd.get(), max_sig_file_bytes, origin);
     if (r.too_big)
         throw VerdictError(Verdict::BadSigFile,

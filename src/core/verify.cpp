@@ -23,7 +23,7 @@ std::filesystem::path sig_path_for(const std::filesystem::path& file) {
 fs::Fd open_regular(const std::filesystem::path& file) {
     fs::Fd fd = fs::open_raw(file, O_RDONLY);
     if (!fd) throw fs::errno_error(file.string());
-    const auto st = fs::fstat_or_throw(fd.get(), file.string()).st;
+    const auto st = fs::fstat_or_throw(fd.get(), file.string());
     if (!S_ISREG(st.st_mode)) throw std::runtime_error(file.string() + ": not a regular file");
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     return fd;
