@@ -49,6 +49,15 @@ TEST_F(CondaGuard, IndexPrintsOneLinePerSubdir) {
     EXPECT_NE(r.out.find((ch() / "linux-64" / "repodata.json").string() + ": 1 packages"), std::string::npos);
     r = g({"index", ch().string()});
     EXPECT_NE(r.out.find("1 packages (0 read, 1 unchanged)"), std::string::npos) << r.out;
+    RunResult j = g({"index", ch().string(), "--json"});
+    ASSERT_EQ(j.status, 0);
+    json doc = json::parse(j.out);
+    EXPECT_EQ(doc["version"], 1);
+    EXPECT_EQ(doc["status"], "ok");
+    ASSERT_EQ(doc["subdirs"].size(), 2u);
+    EXPECT_EQ(doc["subdirs"][1]["subdir"], "noarch");
+    EXPECT_EQ(doc["subdirs"][1]["packages"], 1);
+    EXPECT_EQ(doc["subdirs"][1]["reused"], 1);
 }
 
 TEST_F(CondaGuard, IndexReportsBadPackagesAndExitsOne) {

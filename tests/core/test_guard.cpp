@@ -1,7 +1,12 @@
 // Guard times and durations: strict parsing, exact formatting.
 #include <condaguard/guard.hpp>
 
+#include "../support/support.hpp"
+
 #include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
 
 using namespace condaguard;
 
@@ -47,4 +52,38 @@ TEST(GuardFields, FromJsonNamesTheFaultyField) {
     } catch (const std::invalid_argument& e) {
         EXPECT_STREQ(e.what(), "info.guard.channel is missing");
     }
+}
+
+// Writers in parallel (each with its own lock file description, as separate
+// processes have) lose none of each other's entries, and versions only rise.
+TEST(StateStore, ConcurrentRecordsAreAllKeptAndVersionsOnlyRise) {
+    test::TempDir t;
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w)
+        writers.emplace_back([&, w] {
+            StateStore s(t / "state");
+            for (int v = 1; v <= 20; ++v)
+                s.record("loc" + std::to_string(w), "chan", "sub" + std::to_string(w), SeenIndex{v, "h", "t"});
+        });
+    for (auto& th : writers) th.join();
+    StateStore s(t / "state");
+    for (int w = 0; w < 4; ++w) {
+        auto seen = s.seen("chan", "sub" + std::to_string(w));
+        ASSERT_TRUE(seen) << w;
+        EXPECT_EQ(seen->version, 20);
+        EXPECT_EQ(s.channel_at("loc" + std::to_string(w)), "chan");
+    }
+    s.record("loc0", "chan", "sub0", SeenIndex{5, "old", "t"});
+    EXPECT_EQ(s.seen("chan", "sub0")->version, 20) << "a lower version never replaces a higher one";
+    EXPECT_EQ(test::file_mode(t / "state" / "state.json"), 0600u);
+    EXPECT_TRUE(s.reset("chan"));
+    EXPECT_FALSE(s.seen("chan", "sub0"));
+    EXPECT_FALSE(s.reset("chan"));
+}
+
+TEST(StateStore, DamagedStateIsAnErrorNotAReset) {
+    test::TempDir t;
+    test::write_file(t / "state" / "state.json", "{not json", 0600);
+    StateStore s(t / "state");
+    EXPECT_THROW(s.seen("chan", "noarch"), std::runtime_error);
 }
