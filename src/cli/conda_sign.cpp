@@ -153,11 +153,11 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string(prog) + " (condaguard) " CONDAGUARD_VERSION);
     auto* keygen = app.add_option("-k,--keygen", o.keygen, "Generate a key pair KEYS/NAME and KEYS/NAME.pub")
                        ->type_name("NAME");
-    auto* size = app.add_option("--size", o.size, "RSA key size for --keygen (default 2048, at least 2048)")
+    app.add_option("--size", o.size, "RSA key size for --keygen (default 2048, at least 2048)")
                      ->type_name("BITS")
                      ->check(CLI::Range(1u, 16384u))
                      ->needs(keygen);
-    auto* type = app.add_option("--type", o.type, "Key type for --keygen: rsa (default) or ed25519")
+    app.add_option("--type", o.type, "Key type for --keygen: rsa (default) or ed25519")
                      ->type_name("TYPE")
                      ->check(CLI::IsMember({"rsa", "ed25519"}))
                      ->needs(keygen);
@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
     auto* import = app.add_option("--import-key", o.import_key,
                                   "Copy an existing private key into the keys directory and write its .pub")
                        ->type_name("PATH");
-    auto* name = app.add_option("--name", o.name, "Name for --import-key (default: the file's name)")
+    app.add_option("--name", o.name, "Name for --import-key (default: the file's name)")
                      ->type_name("NAME")
                      ->needs(import);
     auto* force = app.add_flag("--force", o.force, "Let --keygen or --import-key replace an existing key pair");
@@ -179,7 +179,6 @@ int main(int argc, char** argv) {
     keygen->excludes(verify)->excludes(input)->excludes(import)->excludes(files);
     import->excludes(verify)->excludes(input)->excludes(files);
     verify->excludes(input);
-    (void)size, (void)type, (void)name;
     force->excludes(verify)->excludes(input);
     app.footer("Exit status: 0 all VALID (or the key or signatures were written), 1 a verification or key failure, "
                "2 usage or I/O error. See conda-sign(1).");
