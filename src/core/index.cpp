@@ -104,6 +104,20 @@ bool cache_signed_by(const std::string& bytes, const stdfs::path& sig_path, cons
     }
 }
 
+bool is_string_list(const json& j) {
+    return j.is_array() && std::all_of(j.begin(), j.end(), [](const json& e) { return e.is_string(); });
+}
+
+// conda needs `depends` on every record (it appends to it for python), and
+// reads `depends` and `constrains` as lists of match specs.
+std::optional<std::string> normalise_dependencies(json& rec) {
+    if (!rec.contains("depends")) rec["depends"] = json::array();
+    for (const char* key : {"depends", "constrains"})
+        if (rec.contains(key) && !is_string_list(rec[key]))
+            return fmt::format("info/index.json '{}' is not a list of strings", key);
+    return std::nullopt;
+}
+
 struct Candidate {
     std::string fn;
     PackageName name;
@@ -147,6 +161,10 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
             return;
         }
         json rec = std::move(*scan.index_json);
+        if (auto why = normalise_dependencies(rec)) {
+            c.problem = *why;
+            return;
+        }
         rec["md5"] = to_hex(scan.md5);
         rec["sha256"] = to_hex(scan.sha256);
         rec["size"] = scan.size;

@@ -65,6 +65,20 @@ TEST_F(Index, WritesCondaRepodataFormat) {
     EXPECT_EQ(repodata("linux-64")["packages.conda"]["gamma-1.0-h0_0.conda"]["subdir"], "linux-64");
 }
 
+TEST_F(Index, EveryRecordHasDependsAsCondaNeeds) {
+    build_package(ch() / "noarch", PackageSpec{.name = "nodeps", .index_overrides = {{"depends", nullptr}}});
+    build_package(ch() / "noarch", PackageSpec{.name = "baddeps", .index_overrides = {{"depends", "python"}}});
+    build_package(ch() / "noarch", PackageSpec{.name = "badcons", .index_overrides = {{"constrains", {1, 2}}}});
+    auto reports = run();
+    json rd = repodata("noarch");
+    EXPECT_EQ(rd["packages.conda"]["nodeps-1.0-0.conda"]["depends"], json::array());
+    EXPECT_FALSE(rd["packages.conda"].contains("baddeps-1.0-0.conda"));
+    EXPECT_FALSE(rd["packages.conda"].contains("badcons-1.0-0.conda"));
+    ASSERT_EQ(reports[1].excluded.size(), 2u);
+    EXPECT_EQ(reports[1].excluded[0].reason, "info/index.json 'constrains' is not a list of strings");
+    EXPECT_EQ(reports[1].excluded[1].reason, "info/index.json 'depends' is not a list of strings");
+}
+
 TEST_F(Index, MarksSignedPackagesWithSigDot) {
     write_file(ch() / "noarch" / "alpha-1.0-0.conda.sig", "x y\n");
     run();
