@@ -196,7 +196,6 @@ VerifiedIndex verify_index(const stdfs::path& dir, const std::string& subdir, co
         } catch (const std::invalid_argument& e) {
             throw VerdictError(Verdict::Invalid, path.string() + ": " + e.what());
         }
-        const std::string signer = fmt::format("key {}", r.key.value_or("?"));
         if (g.subdir != subdir)
             throw VerdictError(Verdict::Invalid, fmt::format("{}: index is signed for subdir '{}', found in '{}'",
                                                              path.string(), g.subdir, subdir));
@@ -266,7 +265,7 @@ Result check_package(const stdfs::path& dir, const std::string& subdir, const In
     };
     try {
         const auto name = parse_package_file_name(fn);
-        if (!name || fn.find('/') != fn.npos) return fail(Verdict::Invalid, "record key is not a package file name");
+        if (!name) return fail(Verdict::Invalid, "record key is not a package file name");
         if (rec.sha256.size() != 64) return fail(Verdict::Invalid, "record has no sha256 (md5-only records are refused)");
         if (!rec.has_size) return fail(Verdict::Invalid, "record has no size");
         fs::Fd fd = fs::open_raw(path, O_RDONLY | O_NOFOLLOW);
