@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <map>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,8 +90,6 @@ json parse_or_null(const std::string& text) {
     auto j = json::parse(text, nullptr, false);
     return j.is_discarded() ? json() : j;
 }
-
-json read_json_file(const stdfs::path& p, std::size_t cap) { return parse_or_null(read_small_file(p, cap)); }
 
 // A signing run trusts the incremental cache only when it carries a good
 // signature by the signing key: the cache feeds records into what is signed.
@@ -175,14 +174,68 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
     }
 }
 
-std::int64_t previous_guard_version(const json& old_repodata, const json& old_cache) {
-    constexpr std::int64_t max_version = std::int64_t{1} << 53;  // exact in every JSON reader
-    std::int64_t v = 0;
-    try {
-        const auto& g = old_repodata.at("info").at("guard").at("version");
-        if (g.is_number_integer()) v = g.get<std::int64_t>();
-    } catch (const json::exception&) {
+// Streams a repodata.json just far enough to find info.guard.version: it stops
+// there, or when info closes without one. The indexer writes info first, so
+// a large old index costs a few hundred bytes, not a full parse.
+class GuardVersionReader : public nlohmann::json_sax<json> {
+public:
+    std::optional<std::int64_t> version;
+
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t v) override { return found(v); }
+    bool number_unsigned(number_unsigned_t v) override {
+        // Past int64: keep it out of range so the caller refuses it.
+        return found(v > static_cast<number_unsigned_t>(INT64_MAX) ? -1 : static_cast<std::int64_t>(v));
     }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return open(); }
+    bool key(string_t& k) override {
+        pending_ = k;
+        return true;
+    }
+    bool end_object() override {
+        if (in({"", "info"})) return false;  // info is over: nothing more to learn
+        containers_.pop_back();
+        return true;
+    }
+    bool start_array(std::size_t) override { return open(); }
+    bool end_array() override {
+        containers_.pop_back();
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+private:
+    bool open() {
+        containers_.push_back(std::exchange(pending_, std::string()));
+        return true;
+    }
+    bool in(std::initializer_list<const char*> path) const {
+        return std::equal(containers_.begin(), containers_.end(), path.begin(), path.end());
+    }
+    bool found(std::int64_t v) {
+        if (!in({"", "info", "guard"}) || pending_ != "version") return true;
+        version = v;
+        return false;  // stop reading
+    }
+    std::vector<std::string> containers_;  // the key each open container sits under ("" for the root)
+    std::string pending_;
+};
+
+std::optional<std::int64_t> read_guard_version(const stdfs::path& repodata) {
+    std::ifstream in(repodata, std::ios::binary);
+    if (!in) return std::nullopt;
+    GuardVersionReader reader;
+    json::sax_parse(in, &reader);
+    return reader.version;
+}
+
+std::int64_t previous_guard_version(const stdfs::path& old_repodata, const json& old_cache) {
+    constexpr std::int64_t max_version = std::int64_t{1} << 53;  // exact in every JSON reader
+    std::int64_t v = read_guard_version(old_repodata).value_or(0);
     if (auto it = old_cache.find("guard_version"); it != old_cache.end() && it->is_number_integer())
         v = std::max(v, it->get<std::int64_t>());
     if (v < 0 || v >= max_version) throw std::runtime_error(fmt::format("index version {} is out of range", v));
@@ -246,7 +299,7 @@ SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, con
 
     json info = {{"subdir", subdir}};
     const stdfs::path sig_path = dir / "repodata.json.sig";
-    std::int64_t guard_version = previous_guard_version(read_json_file(report.repodata, 2048u << 20), old_cache);
+    std::int64_t guard_version = previous_guard_version(report.repodata, old_cache);
     if (opt.signing) {
         Guard g{opt.signing->channel_id, subdir, guard_version + 1, opt.signing->signed_at,
                 opt.signing->signed_at + opt.signing->lifetime};

@@ -172,6 +172,24 @@ TEST_F(Index, SigningWritesGuardAndSignsTheFinalBytes) {
     EXPECT_EQ(repodata("noarch")["info"]["guard"]["version"], 3);
 }
 
+// Without the cache, the version comes from the previous index, wherever its
+// info object stands (it is read only as far as info.guard.version).
+TEST_F(Index, VersionGrowsFromThePreviousIndexWithoutTheCache) {
+    Keys keys;
+    const PrivateKey& k = keys.add("chan");
+    run(signing(k));
+    run(signing(k));
+    stdfs::remove_all(ch() / "noarch" / ".cache");
+    run(signing(k));
+    EXPECT_EQ(repodata("noarch")["info"]["guard"]["version"], 3);
+    stdfs::remove_all(ch() / "noarch" / ".cache");
+    write_file(ch() / "noarch" / "repodata.json",
+               R"({"packages": {"x-1-0.tar.bz2": {"depends": [], "n": [1, {"version": 99}]}},)"
+               R"( "info": {"subdir": "noarch", "guard": {"channel": "c", "version": 41}}})");
+    run(signing(k));
+    EXPECT_EQ(repodata("noarch")["info"]["guard"]["version"], 42) << "only info.guard.version counts";
+}
+
 TEST_F(Index, SignPackagesSignsOnlyTheUnsignedInTheSamePass) {
     Keys keys;
     const PrivateKey& k = keys.add("chan");
