@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <unistd.h>
 
@@ -71,8 +72,12 @@ struct HashingSource {
         ossl::check(EVP_DigestUpdate(md5.get(), buf.get(), static_cast<std::size_t>(n)), "EVP_DigestUpdate");
         size += static_cast<std::uint64_t>(n);
         if (tail_cap > 0) {
-            tail.append(reinterpret_cast<const char*>(buf.get()), static_cast<std::size_t>(n));
-            if (tail.size() > tail_cap) tail.erase(0, tail.size() - tail_cap);
+            // Keep only the last tail_cap bytes: copy just the end of this chunk.
+            const auto len = static_cast<std::size_t>(n);
+            const std::size_t take = std::min(len, tail_cap);
+            const std::size_t keep = std::min(tail.size(), tail_cap - take);
+            tail.erase(0, tail.size() - keep);
+            tail.append(reinterpret_cast<const char*>(buf.get()) + (len - take), take);
         }
         return n;
     }

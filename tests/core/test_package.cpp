@@ -76,6 +76,28 @@ TEST(Package, CorruptArchivesAreRefused) {
     }
 }
 
+// A .conda over several read chunks: the zip end record is still found in
+// the kept tail, and losing the central directory is still caught.
+TEST(Package, LargeCondaAcrossManyReadChunks) {
+    TempDir t;
+    std::string noise(1 << 20, '\0');
+    std::uint64_t x = 88172645463325252ULL;
+    for (auto& c : noise) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c = static_cast<char>(x);
+    }
+    const auto path = build_package(t.path(), PackageSpec{.name = "big", .files = {{"lib/blob", noise}}});
+    const std::string bytes = read_file(path);
+    ASSERT_GT(bytes.size(), std::size_t{3} << 18) << "spans several 256 KiB chunks";
+    PackageScan s = scan(path);
+    EXPECT_EQ(s.sha256, sha256_of(bytes));
+    EXPECT_TRUE(s.index_json);
+    write_file(path, bytes.substr(0, bytes.size() - 30));
+    EXPECT_THROW(scan(path), CorruptPackage);
+}
+
 TEST(Package, MissingIndexJsonAndRenamedConda) {
     TempDir t;
     auto no_index = build_package(t.path(), PackageSpec{.name = "noindex", .with_index_json = false});
