@@ -61,7 +61,7 @@ protected:
         edit(j);
         const std::string bytes = j.dump(2) + "\n";
         write_file(rd(sd), bytes);
-        write_file(rd(sd).string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_of(bytes))));
+        write_file(rd(sd).string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(bytes))));
     }
     void expect_index(Verdict v, const std::string& fragment, const std::string& sd = "noarch") {
         Result r = index_result(sd);
@@ -242,7 +242,7 @@ TEST_F(Channel, A7_replay_of_a_valid_package_under_another_name) {
                          stdfs::copy_options::overwrite_existing);
     EXPECT_EQ(of(verify(), "delta-2.0-0.tar.bz2").verdict, Verdict::Invalid);
     // Even a record that (wrongly) lists 1.0's digest under the 2.0 name is caught by the archive's own index.json.
-    const std::string sha = to_hex(sha256_of(read_file(ch() / "noarch" / "delta-1.0-0.tar.bz2")));
+    const std::string sha = to_hex(sha256_bytes(read_file(ch() / "noarch" / "delta-1.0-0.tar.bz2")));
     const auto size = stdfs::file_size(ch() / "noarch" / "delta-1.0-0.tar.bz2");
     resign([&](json& j) {
         auto& rec = j["packages"]["delta-2.0-0.tar.bz2"];
@@ -272,6 +272,30 @@ TEST_F(Channel, ListedPackageMissingIsError) {
     Result r = of(verify(), "beta-1.0-0.tar.bz2");
     EXPECT_EQ(r.verdict, Verdict::Error);
     EXPECT_NE(r.reason.find("listed in the signed index but missing"), std::string::npos);
+}
+
+// Records are views into the index; strings with escapes are read unescaped.
+TEST_F(Channel, EscapedStringsInRecordsAreReadUnescaped) {
+    const std::string text =
+        R"({"info": {"subdir": "noarch", "guard": {"channel": "example", "subdir": "noarch", "version": 7,)"
+        R"( "signed_at": "2026-11-25T10:00:00Z", "expires": "2026-11-25T22:00:00Z"}},)"
+        R"( "packages": {"a\u002db-1.0-0.tar.bz2": {"name": "a-b", "version": "1.\u0030", "build" : "0" ,)"
+        R"( "sha256": "x\"y", "size": 5}}})";
+    write_file(rd(), text);
+    write_file(rd().string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(text))));
+    KeyStore store(keys_.keys());
+    Verifier v(store);
+    StateStore state(t_ / "state");
+    VerifiedIndex idx = verify_index(ch() / "noarch", "noarch", "here", v, state, policy_);
+    ASSERT_EQ(idx.result.verdict, Verdict::Valid) << idx.result.reason;
+    ASSERT_EQ(idx.records().size(), 1u);
+    const IndexRecord& r = idx.records()[0];
+    EXPECT_EQ(r.fn, "a-b-1.0-0.tar.bz2");
+    EXPECT_EQ(r.name, "a-b");
+    EXPECT_EQ(r.version, "1.0");
+    EXPECT_EQ(r.build, "0");
+    EXPECT_EQ(r.sha256, "x\"y");
+    EXPECT_EQ(r.size, 5u);
 }
 
 TEST_F(Channel, IndexOverTheSizeCapIsRefusedBeforeParsing) {

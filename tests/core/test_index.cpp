@@ -55,7 +55,7 @@ TEST_F(Index, WritesCondaRepodataFormat) {
     ASSERT_TRUE(rd["packages"].contains("beta-1.2-0.tar.bz2"));
     const json& a = rd["packages.conda"]["alpha-1.0-0.conda"];
     const std::string bytes = read_file(ch() / "noarch" / "alpha-1.0-0.conda");
-    EXPECT_EQ(a["sha256"], to_hex(sha256_of(bytes)));
+    EXPECT_EQ(a["sha256"], to_hex(sha256_bytes(bytes)));
     EXPECT_EQ(a["size"], bytes.size());
     EXPECT_EQ(a["md5"].get<std::string>().size(), 32u);
     EXPECT_EQ(a["depends"], json::array({"beta >=1"}));

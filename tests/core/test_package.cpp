@@ -52,7 +52,7 @@ TEST(Package, ScansBothFormatsInOnePass) {
         const std::string bytes = read_file(path);
         PackageScan s = scan(path);
         EXPECT_EQ(s.size, bytes.size());
-        EXPECT_EQ(s.sha256, sha256_of(bytes));
+        EXPECT_EQ(s.sha256, sha256_bytes(bytes));
         ASSERT_TRUE(s.index_json);
         EXPECT_EQ((*s.index_json)["name"], "demo");
         EXPECT_EQ((*s.index_json)["version"], "2.1");
@@ -92,7 +92,7 @@ TEST(Package, LargeCondaAcrossManyReadChunks) {
     const std::string bytes = read_file(path);
     ASSERT_GT(bytes.size(), std::size_t{3} << 18) << "spans several 256 KiB chunks";
     PackageScan s = scan(path);
-    EXPECT_EQ(s.sha256, sha256_of(bytes));
+    EXPECT_EQ(s.sha256, sha256_bytes(bytes));
     EXPECT_TRUE(s.index_json);
     write_file(path, bytes.substr(0, bytes.size() - 30));
     EXPECT_THROW(scan(path), CorruptPackage);

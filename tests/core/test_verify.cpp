@@ -73,7 +73,7 @@ TEST_F(Verify, A2_missing_sig) {
 }
 
 TEST_F(Verify, A3_unknown_key) {
-    const auto sig = key_->sign_digest(sha256_of(content_));
+    const auto sig = key_->sign_digest(sha256_bytes(content_));
     write_sig("SomeoneElse", sig);
     Result r = verify(file_);
     EXPECT_EQ(r.verdict, Verdict::MissingKey);
@@ -81,13 +81,13 @@ TEST_F(Verify, A3_unknown_key) {
 }
 
 TEST_F(Verify, OtherKeysSignatureIsInvalid) {
-    const auto sig = cached_key(KeyType::Rsa, 2048, 1).sign_digest(sha256_of(content_));
+    const auto sig = cached_key(KeyType::Rsa, 2048, 1).sign_digest(sha256_bytes(content_));
     write_sig("MyKey", sig);
     EXPECT_EQ(verify(file_).verdict, Verdict::Invalid);
 }
 
 TEST_F(Verify, A18_pkcs1v15_and_other_pss_salts_are_invalid) {
-    const auto digest = sha256_of(content_);
+    const auto digest = sha256_bytes(content_);
     for (RawScheme s : {RawScheme::Pkcs1v15, RawScheme::PssSalt20, RawScheme::PssSalt0, RawScheme::PssSalt32Mgf1Sha1}) {
         write_sig("MyKey", raw_rsa_sign(*key_, digest, s));
         Result r = verify(file_);
@@ -96,7 +96,7 @@ TEST_F(Verify, A18_pkcs1v15_and_other_pss_salts_are_invalid) {
 }
 
 TEST_F(Verify, A17_wrong_signature_length_is_invalid) {
-    auto sig = key_->sign_digest(sha256_of(content_));
+    auto sig = key_->sign_digest(sha256_bytes(content_));
     auto longer = sig;
     longer.insert(longer.begin(), 0);  // same integer, 257 bytes
     write_sig("MyKey", longer);
@@ -111,7 +111,7 @@ TEST_F(Verify, A17_wrong_signature_length_is_invalid) {
 TEST_F(Verify, A18_small_key_is_bad_key_by_default_and_valid_when_floor_lowered) {
     const PrivateKey& small = cached_key(KeyType::Rsa, 1024);
     write_file(keys_.keys() / "old.pub", small.public_key().to_pem());
-    write_sig("old", small.sign_digest(sha256_of(content_)));
+    write_sig("old", small.sign_digest(sha256_bytes(content_)));
     Result r = verify(file_);
     EXPECT_EQ(r.verdict, Verdict::BadKey);
     EXPECT_NE(r.reason.find("old.pub"), std::string::npos);

@@ -71,7 +71,7 @@ std::filesystem::path build_package(const std::filesystem::path& dir, const Pack
     nlohmann::json paths = nlohmann::json::array();
     std::string files_list;
     for (const auto& [p, d] : s.files) {
-        paths.push_back({{"_path", p}, {"path_type", "hardlink"}, {"sha256", to_hex(sha256_of(d))},
+        paths.push_back({{"_path", p}, {"path_type", "hardlink"}, {"sha256", to_hex(sha256_bytes(d))},
                          {"size_in_bytes", d.size()}});
         files_list += p + "\n";
     }

@@ -240,10 +240,5 @@ RunResult run_isolated(const std::string& exe, std::vector<std::string> args, co
     return run(args, env);
 }
 
-Sha256Digest sha256_of(std::string_view data) {
-    Sha256 h;
-    h.update({reinterpret_cast<const unsigned char*>(data.data()), data.size()});
-    return h.finish();
-}
 
 }  // namespace condaguard::test

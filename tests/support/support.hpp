@@ -74,6 +74,5 @@ std::string conda_guard_exe();
 RunResult run_isolated(const std::string& exe, std::vector<std::string> args, const stdfs::path& home,
                        std::vector<std::string> env = {});
 
-Sha256Digest sha256_of(std::string_view data);
 
 }  // namespace condaguard::test
