@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <unistd.h>
 
 namespace condaguard::cli {
@@ -20,10 +22,10 @@ struct KeysArgs {
 };
 
 // One key's description; a key that does not load keeps its verdict.
-nlohmann::json describe(const KeyStore& store, const std::string& name) {
+// `private_names` is store.private_key_names(), listed once by the caller.
+nlohmann::json describe(const KeyStore& store, const std::string& name, const std::vector<std::string>& private_names) {
     nlohmann::json j{{"name", name}, {"public_key", (store.dir() / (name + ".pub")).string()}};
-    const auto priv = store.private_key_names();
-    j["has_private_key"] = std::find(priv.begin(), priv.end(), name) != priv.end();
+    j["has_private_key"] = std::binary_search(private_names.begin(), private_names.end(), name);
     try {
         const PublicKey k = store.load_public(KeyName(name));
         j["status"] = "VALID";
@@ -66,7 +68,8 @@ void add_keys_command(GuardApp& g) {
     g.runners[list] = [a, &g] {
         const KeyStore store = a->keys.store(guard_prog);
         nlohmann::json arr = nlohmann::json::array();
-        for (const auto& n : store.public_key_names()) arr.push_back(describe(store, n));
+        const auto private_names = store.private_key_names();
+        for (const auto& n : store.public_key_names()) arr.push_back(describe(store, n, private_names));
         if (g.json) {
             print_json_object(stdout, {{"version", json_version}, {"command", "keys list"}, {"keys", arr}});
         } else {
@@ -82,7 +85,7 @@ void add_keys_command(GuardApp& g) {
         const KeyStore store = a->keys.store(guard_prog);
         const KeyName name = name_or_usage(a->name);
         const PublicKey k = with_key_verdict([&] { return store.load_public(name); });
-        nlohmann::json j = describe(store, name.str());
+        nlohmann::json j = describe(store, name.str(), store.private_key_names());
         j["pem"] = k.to_pem();
         if (g.json) {
             print_json_object(stdout, {{"version", json_version}, {"command", "keys show"}, {"key", j}});
