@@ -1,6 +1,6 @@
 // libFuzzer target: key file text -> PublicKey::from_pem and PrivateKey::from_pem.
-#include <condaguard/keys.hpp>
-#include <condaguard/verdict.hpp>
+#include <condaguard/trust/keys.hpp>
+#include <condaguard/trust/verdict.hpp>
 
 #include <cstddef>
 #include <cstdint>

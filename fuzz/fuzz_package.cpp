@@ -1,6 +1,6 @@
 // libFuzzer target: archive bytes -> scan_package, as .conda and as .tar.bz2.
 // The size and digest must always be those of the whole input.
-#include <condaguard/package.hpp>
+#include <condaguard/package/archive.hpp>
 
 #include <cstddef>
 #include <cstdint>

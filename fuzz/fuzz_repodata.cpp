@@ -1,8 +1,8 @@
 // libFuzzer target: a signed repodata.json with arbitrary content -> verify_index.
 // Each input is signed with a fixed ed25519 key first, so the fuzzer reaches
 // the parsing of authenticated bytes (what a compromised or buggy signer sends).
-#include <condaguard/channel.hpp>
-#include <condaguard/sigfile.hpp>
+#include <condaguard/channel/verify.hpp>
+#include <condaguard/trust/sigfile.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // libFuzzer target: .sig text -> parse_sig_file. Any outcome but a verdict or a parse is a bug.
-#include <condaguard/sigfile.hpp>
-#include <condaguard/verdict.hpp>
+#include <condaguard/trust/sigfile.hpp>
+#include <condaguard/trust/verdict.hpp>
 
 #include <cstddef>
 #include <cstdint>

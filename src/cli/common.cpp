@@ -4,7 +4,31 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <pwd.h>
+#include <unistd.h>
+
 namespace condaguard::cli {
+
+Environment read_environment(const std::string& keys_dir_option, const std::string& state_dir_option) {
+    auto var = [](const char* name) -> std::string {
+        const char* v = std::getenv(name);
+        return v != nullptr ? v : "";
+    };
+    Environment env;
+    std::string home = var("HOME");
+    if (home.empty()) {
+        const passwd* pw = ::getpwuid(::geteuid());
+        if (pw == nullptr || pw->pw_dir == nullptr) throw std::runtime_error("cannot find the home directory");
+        home = pw->pw_dir;
+    }
+    env.home = home;
+    const std::string keys = !keys_dir_option.empty() ? keys_dir_option : var("CONDA_KEYS_DIR");
+    env.keys_dir = !keys.empty() ? std::filesystem::path(keys) : env.home / ".conda" / "keys";
+    const std::string state = !state_dir_option.empty() ? state_dir_option : var("CONDA_GUARD_STATE_DIR");
+    env.state_dir = !state.empty() ? std::filesystem::path(state) : env.home / ".conda" / "guard";
+    return env;
+}
 
 void KeyOptions::add_to(CLI::App& app) {
     app.add_option("--keys-dir", keys_dir,
@@ -24,7 +48,7 @@ KeyStore KeyOptions::store(const char* prog) const {
             fmt::print(stderr, "{}: warning: accepting RSA keys of {} bits or more (the safe minimum is {})\n", prog,
                        *min_key_bits, default_min_rsa_bits);
     }
-    return KeyStore(keys_dir.empty() ? default_keys_dir() : std::filesystem::path(keys_dir), policy);
+    return KeyStore(read_environment(keys_dir).keys_dir, policy);
 }
 
 void check_key_names(const std::vector<std::string>& names, const char* option) {

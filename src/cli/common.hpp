@@ -2,8 +2,9 @@
 // status, and the keys-directory and key-policy options.
 #pragma once
 
-#include <condaguard/keys.hpp>
-#include <condaguard/verdict.hpp>
+#include <condaguard/sys/env.hpp>
+#include <condaguard/trust/keys.hpp>
+#include <condaguard/trust/verdict.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -25,6 +26,11 @@ public:
 private:
     int status_;
 };
+
+// The one place that reads environment variables: HOME (else the password
+// database), CONDA_KEYS_DIR and CONDA_GUARD_STATE_DIR; a non-empty option
+// (--keys-dir, --state-dir) wins over its variable.
+Environment read_environment(const std::string& keys_dir_option = {}, const std::string& state_dir_option = {});
 
 struct KeyOptions {
     std::string keys_dir;            // --keys-dir

@@ -5,8 +5,9 @@
 //   conda-sign --verify FILE...
 //   conda-sign --import-key PATH [--name NAME] [--force]
 
-#include <condaguard/sigfile.hpp>
-#include <condaguard/verify.hpp>
+#include <condaguard/trust/sigfile.hpp>
+#include <condaguard/trust/signer.hpp>
+#include <condaguard/trust/verifier.hpp>
 
 #include "common.hpp"
 #include "report.hpp"

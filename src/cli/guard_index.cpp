@@ -1,5 +1,5 @@
 // conda-guard index CHANNEL_DIR [--sign KEY --channel-id ID [--expires DURATION] [--sign-packages]]
-#include <condaguard/index.hpp>
+#include <condaguard/channel/publish.hpp>
 
 #include "guard.hpp"
 #include "report.hpp"
@@ -35,7 +35,7 @@ int run_index(const IndexArgs& a, bool json) {
                                    .channel_id = a.channel_id,
                                    .lifetime = *lifetime,
                                    .sign_packages = a.sign_packages,
-                                   .signed_at = now()};
+                                   .signed_at = read_environment().now()};
     }
     const auto reports = index_channel(a.channel, opt);
     int status = 0;

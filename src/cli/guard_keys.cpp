@@ -1,6 +1,6 @@
 // conda-guard keys list | show NAME | remove NAME [--private]
-#include <condaguard/keys.hpp>
-#include <condaguard/verdict.hpp>
+#include <condaguard/trust/keys.hpp>
+#include <condaguard/trust/verdict.hpp>
 
 #include "guard.hpp"
 #include "report.hpp"

@@ -1,5 +1,5 @@
 // conda-guard state show | reset CHANNEL_ID: the highest index versions seen.
-#include <condaguard/guard.hpp>
+#include <condaguard/channel/state.hpp>
 
 #include "guard.hpp"
 #include "report.hpp"
@@ -21,7 +21,7 @@ void add_state_command(GuardApp& g) {
         ->type_name("DIR");
     state->add_flag("--json", g.json, "Print as JSON");
     auto store = [a] {
-        return StateStore(a->state_dir.empty() ? StateStore::default_dir() : std::filesystem::path(a->state_dir));
+        return StateStore(read_environment({}, a->state_dir).state_dir);
     };
 
     CLI::App* show = state->add_subcommand("show", "Every channel and subdir with the highest version seen");

@@ -1,5 +1,5 @@
 // conda-guard verify FILE...: the offline tarball check (as conda-sign --verify).
-#include <condaguard/verify.hpp>
+#include <condaguard/trust/verifier.hpp>
 
 #include "guard.hpp"
 #include "report.hpp"

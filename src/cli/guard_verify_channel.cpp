@@ -1,5 +1,5 @@
 // conda-guard verify-channel CHANNEL_DIR: offline check of a signed channel.
-#include <condaguard/channel.hpp>
+#include <condaguard/channel/verify.hpp>
 
 #include "guard.hpp"
 #include "report.hpp"
@@ -29,12 +29,12 @@ int run_verify_channel(const VerifyChannelArgs& a, bool json) {
     const KeyStore store = a.keys.store(guard_prog);
     Verifier verifier(store);
     verifier.allow_only(a.allowed);
-    StateStore state(a.state_dir.empty() ? StateStore::default_dir() : std::filesystem::path(a.state_dir));
+    StateStore state(read_environment({}, a.state_dir).state_dir);
     ChannelPolicy policy;
     if (!a.channel_id.empty()) policy.channel_id = a.channel_id;
     policy.allow_expired = a.allow_expired;
     policy.index_only = a.index_only;
-    policy.now = now();
+    policy.now = read_environment().now();
     policy.jobs = a.jobs;
     return report("verify-channel", verify_channel(a.channel, verifier, state, policy), json);
 }

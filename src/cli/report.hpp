@@ -1,7 +1,7 @@
 // The one place where verdicts become text, JSON and exit codes.
 #pragma once
 
-#include <condaguard/verdict.hpp>
+#include <condaguard/trust/verdict.hpp>
 
 #include <nlohmann/json.hpp>
 

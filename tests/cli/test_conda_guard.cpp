@@ -1,5 +1,5 @@
 // conda-guard as users run it: index, verify-channel, verify, keys, state.
-#include <condaguard/keys.hpp>
+#include <condaguard/trust/keys.hpp>
 
 #include "../support/packages.hpp"
 #include "../support/support.hpp"

@@ -1,5 +1,5 @@
 // conda-sign as users run it: flags, output lines, files written, exit codes.
-#include <condaguard/sigfile.hpp>
+#include <condaguard/trust/sigfile.hpp>
 
 #include "../support/support.hpp"
 

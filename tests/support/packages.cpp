@@ -5,7 +5,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include <condaguard/digest.hpp>
+#include <condaguard/trust/digest.hpp>
 
 #include <memory>
 #include <stdexcept>

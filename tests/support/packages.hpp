@@ -3,7 +3,7 @@
 // info/index.json, info/paths.json and info/files, via libarchive.
 #pragma once
 
-#include <condaguard/package.hpp>
+#include <condaguard/package/archive.hpp>
 
 #include <filesystem>
 #include <map>

@@ -2,8 +2,8 @@
 // OpenSSL signing for building signatures the library itself refuses to make.
 #pragma once
 
-#include <condaguard/digest.hpp>
-#include <condaguard/keys.hpp>
+#include <condaguard/trust/digest.hpp>
+#include <condaguard/trust/keys.hpp>
 
 #include <filesystem>
 #include <optional>

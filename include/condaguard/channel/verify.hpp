@@ -1,0 +1,72 @@
+// Offline verification of a signed channel (conda-guard verify-channel).
+//
+// Policy, per subdir, in order; the first failure gives the verdict:
+//  1. SUBDIR/repodata.json.sig exists (MISSING_SIG; when this location or
+//     channel was seen signed before, the message says it is a downgrade),
+//     parses (BAD_SIG_FILE), names a present, usable key (MISSING_KEY,
+//     BAD_KEY), verifies on the raw bytes of repodata.json (INVALID), by an
+//     allowed key (UNTRUSTED_KEY).
+//  2. info.guard is well formed, names this subdir and the expected channel,
+//     this location has not served another channel (INVALID), has not
+//     expired (EXPIRED), and its version is not below the highest seen
+//     (ROLLBACK; a different index under the same version is INVALID).
+//  3. Only then are the records read, and each package is checked against
+//     its record (size, sha256, md5 when present: INVALID), its own
+//     info/index.json against the record and file name (INVALID), and its
+//     own FILE.sig as conda-sign --verify does. A record without sha256 is
+//     INVALID (md5-only records are refused).
+#pragma once
+
+#include <condaguard/channel/guard.hpp>
+#include <condaguard/channel/state.hpp>
+#include <condaguard/trust/verifier.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace condaguard {
+
+inline constexpr std::uint64_t default_max_index_bytes = std::uint64_t{1} << 30;
+
+struct ChannelPolicy {
+    std::optional<std::string> channel_id;  // expected info.guard.channel
+    bool allow_expired = false;
+    bool index_only = false;  // authenticate the indexes, skip the packages
+    std::uint64_t max_index_bytes = default_max_index_bytes;
+    TimePoint now{};
+    unsigned jobs = 0;
+};
+
+// One package record of a verified index; views into the index's bytes.
+struct IndexRecord {
+    std::string_view fn, name, version, build, subdir, sha256, md5;
+    std::uint64_t size = 0;
+    bool has_size = false;
+};
+
+struct IndexData;  // the bytes and parser the records point into
+
+struct VerifiedIndex {
+    Result result;  // the repodata.json line
+    std::optional<Guard> guard;
+    std::shared_ptr<const IndexData> data;
+    std::span<const IndexRecord> records() const;
+};
+
+// Authenticates and parses SUBDIR/repodata.json. On VALID, records the
+// index in `state` under `location` (where the channel was found).
+VerifiedIndex verify_index(const std::filesystem::path& subdir_dir, const std::string& subdir,
+                           const std::string& location, Verifier& verifier, StateStore& state,
+                           const ChannelPolicy& policy);
+
+// Every subdir of `channel` with a repodata.json: its index, then its packages.
+std::vector<Result> verify_channel(const std::filesystem::path& channel, Verifier& verifier, StateStore& state,
+                                   const ChannelPolicy& policy);
+
+}  // namespace condaguard

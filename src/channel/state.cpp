@@ -1,0 +1,103 @@
+#include <condaguard/channel/state.hpp>
+
+#include <condaguard/sys/fs.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fcntl.h>
+#include <stdexcept>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+namespace condaguard {
+
+namespace {
+
+constexpr int state_format = 1;
+
+// Holds an exclusive flock on DIR/state.lock for a read-modify-write.
+class StateLock {
+public:
+    explicit StateLock(const std::filesystem::path& dir) {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        ::chmod(dir.c_str(), 0700);
+        fd_ = fs::open_raw(dir / "state.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+        if (!fd_) throw fs::errno_error((dir / "state.lock").string());
+        while (::flock(fd_.get(), LOCK_EX) != 0) {
+            if (errno != EINTR) throw fs::errno_error("flock " + (dir / "state.lock").string());
+        }
+    }
+
+private:
+    fs::Fd fd_;
+};
+
+}  // namespace
+
+nlohmann::json StateStore::load() const {
+    const auto path = dir_ / "state.json";
+    fs::OpenedFile f;
+    try {
+        f = fs::open_untrusted(path);
+    } catch (const fs::NotRegularFile& e) {
+        if (e.kind() == fs::FileKind::Missing)
+            return {{"format", state_format}, {"channels", nlohmann::json::object()},
+                    {"locations", nlohmann::json::object()}};
+        throw std::runtime_error(path.string() + " " + e.what());
+    }
+    auto r = fs::read_capped(f.fd.get(), 64 << 20, path.string());
+    auto j = nlohmann::json::parse(r.data, nullptr, false);
+    // A damaged state file must not silently reset rollback protection.
+    if (r.too_big || j.is_discarded() || !j.is_object() || j.value("format", 0) != state_format ||
+        !j.contains("channels") || !j["channels"].is_object() || !j.contains("locations") ||
+        !j["locations"].is_object())
+        throw std::runtime_error(path.string() + ": state file is damaged; inspect it or remove it with care");
+    return j;
+}
+
+std::optional<SeenIndex> StateStore::seen(const std::string& channel, const std::string& subdir) const {
+    const auto j = load();
+    const auto& ch = j["channels"];
+    if (!ch.contains(channel) || !ch[channel].contains(subdir)) return std::nullopt;
+    const auto& e = ch[channel][subdir];
+    return SeenIndex{e.value("version", std::int64_t{0}), e.value("sha256", ""), e.value("signed_at", "")};
+}
+
+std::optional<std::string> StateStore::channel_at(const std::string& location) const {
+    const auto j = load();
+    auto it = j["locations"].find(location);
+    if (it == j["locations"].end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+}
+
+void StateStore::record(const std::string& location, const std::string& channel, const std::string& subdir,
+                        const SeenIndex& seen) {
+    StateLock lock(dir_);
+    auto j = load();
+    auto& e = j["channels"][channel][subdir];
+    if (!e.is_object() || e.value("version", std::int64_t{0}) <= seen.version)
+        e = {{"version", seen.version}, {"sha256", seen.sha256}, {"signed_at", seen.signed_at}};
+    j["locations"][location] = channel;
+    fs::write_atomic(dir_ / "state.json", j.dump(2) + "\n", 0600, false);
+}
+
+bool StateStore::reset(const std::string& channel) {
+    StateLock lock(dir_);
+    auto j = load();
+    bool known = j["channels"].erase(channel) > 0;
+    for (auto it = j["locations"].begin(); it != j["locations"].end();) {
+        if (*it == channel) {
+            it = j["locations"].erase(it);
+            known = true;
+        } else {
+            ++it;
+        }
+    }
+    fs::write_atomic(dir_ / "state.json", j.dump(2) + "\n", 0600, false);
+    return known;
+}
+
+nlohmann::json StateStore::dump() const { return load(); }
+
+}  // namespace condaguard

@@ -1,0 +1,311 @@
+// verify-channel on a signed channel built here: each test changes one thing
+// (a byte, a field, the key, the clock, the state) and expects one verdict.
+#include <condaguard/channel/verify.hpp>
+#include <condaguard/channel/publish.hpp>
+#include <condaguard/trust/sigfile.hpp>
+
+#include "../support/packages.hpp"
+#include "../support/support.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace condaguard;
+using namespace condaguard::test;
+using json = nlohmann::json;
+
+namespace {
+
+const TimePoint t0 = *parse_time("2026-11-25T10:00:00Z");
+
+class Channel : public ::testing::Test {
+protected:
+    void SetUp() override {
+        key_ = &keys_.add("chan");
+        build_package(ch() / "noarch", PackageSpec{.name = "alpha", .depends = {"beta"}});
+        build_package(ch() / "noarch", PackageSpec{.name = "beta", .format = PackageFormat::TarBz2});
+        build_package(ch() / "linux-64", PackageSpec{.name = "gamma", .build = "h0_0", .subdir = "linux-64"});
+        sign_index();
+        policy_.now = t0 + std::chrono::hours(1);
+    }
+    void sign_index(TimePoint at = t0) {
+        index_channel(ch(), IndexOptions{.jobs = 0,
+                                         .signing = IndexSigning{.key_name = KeyName("chan"),
+                                                                 .key = key_,
+                                                                 .channel_id = "example",
+                                                                 .lifetime = std::chrono::hours(12),
+                                                                 .sign_packages = true,
+                                                                 .signed_at = at}});
+    }
+    stdfs::path ch() const { return t_ / "channel"; }
+    stdfs::path rd(const std::string& sd = "noarch") const { return ch() / sd / "repodata.json"; }
+
+    std::vector<Result> verify() {
+        KeyStore store(keys_.keys());
+        Verifier v(store);
+        v.allow_only(allowed_);
+        StateStore state(t_ / "state");
+        return verify_channel(ch(), v, state, policy_);
+    }
+    // The result whose path ends with `suffix`.
+    Result of(const std::vector<Result>& rs, const std::string& suffix) {
+        for (const auto& r : rs)
+            if (r.path.ends_with(suffix)) return r;
+        return Result{.path = suffix, .verdict = Verdict::Error, .reason = "(no result for this file)"};
+    }
+    Result index_result(const std::string& sd = "noarch") { return of(verify(), sd + "/repodata.json"); }
+
+    // Edits noarch/repodata.json as the channel owner would and signs it again,
+    // so only the guard or record checks can catch the change.
+    void resign(const std::function<void(json&)>& edit, const std::string& sd = "noarch") {
+        json j = json::parse(read_file(rd(sd)));
+        edit(j);
+        const std::string bytes = j.dump(2) + "\n";
+        write_file(rd(sd), bytes);
+        write_file(rd(sd).string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(bytes))));
+    }
+    void expect_index(Verdict v, const std::string& fragment, const std::string& sd = "noarch") {
+        Result r = index_result(sd);
+        EXPECT_EQ(to_string(r.verdict), to_string(v)) << r.reason;
+        EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
+        EXPECT_TRUE(r.path.ends_with(sd + "/repodata.json")) << r.path;
+    }
+
+    TempDir t_;
+    Keys keys_;
+    const PrivateKey* key_ = nullptr;
+    ChannelPolicy policy_;
+    std::vector<std::string> allowed_;
+};
+
+}  // namespace
+
+TEST_F(Channel, SignedChannelIsValid) {
+    auto rs = verify();
+    ASSERT_EQ(rs.size(), 5u);
+    for (const auto& r : rs) EXPECT_EQ(r.verdict, Verdict::Valid) << r.path << ": " << r.reason;
+    EXPECT_NE(of(rs, "noarch/repodata.json").reason.find("channel 'example' version 1"), std::string::npos);
+    EXPECT_EQ(of(rs, "alpha-1.0-0.conda").key, "chan");
+}
+
+TEST_F(Channel, A8_index_edited_after_signing_one_byte) {
+    std::string bytes = read_file(rd());
+    bytes[bytes.find("\"beta\"") + 1] = 'B';
+    write_file(rd(), bytes);
+    auto rs = verify();
+    EXPECT_EQ(of(rs, "noarch/repodata.json").verdict, Verdict::Invalid);
+    EXPECT_EQ(of(rs, "alpha-1.0-0.conda").reason, "(no result for this file)") << "packages of an untrusted index are not judged";
+    EXPECT_EQ(of(rs, "linux-64/repodata.json").verdict, Verdict::Valid);
+}
+
+TEST_F(Channel, A8_index_edited_dependency_or_hash) {
+    for (auto edit : std::vector<std::function<void(json&)>>{
+             [](json& j) { j["packages.conda"]["alpha-1.0-0.conda"]["depends"].push_back("evil"); },
+             [](json& j) { j["packages.conda"]["alpha-1.0-0.conda"]["sha256"] = std::string(64, 'a'); },
+             [](json& j) { j["packages"]["beta-1.0-0.tar.bz2"]["size"] = 1; }}) {
+        const std::string original = read_file(rd());
+        json j = json::parse(original);
+        edit(j);
+        write_file(rd(), j.dump(2) + "\n");
+        EXPECT_EQ(index_result().verdict, Verdict::Invalid);
+        write_file(rd(), original);
+    }
+}
+
+TEST_F(Channel, A1_stripped_sig_fields) {
+    json j = json::parse(read_file(rd()));
+    for (auto& [fn, rec] : j["packages.conda"].items()) rec.erase("sig");
+    for (auto& [fn, rec] : j["packages"].items()) rec.erase("sig");
+    write_file(rd(), j.dump(2) + "\n");
+    expect_index(Verdict::Invalid, "digest does not match signature");
+}
+
+TEST_F(Channel, A25_reformatted_index_is_not_reserialised) {
+    write_file(rd(), json::parse(read_file(rd())).dump() + "\n");  // same content, other whitespace
+    EXPECT_EQ(index_result().verdict, Verdict::Invalid);
+}
+
+TEST_F(Channel, A1_removed_index_signature_is_a_refused_downgrade) {
+    stdfs::remove(rd().string() + ".sig");
+    stdfs::remove(rd("linux-64").string() + ".sig");
+    expect_index(Verdict::MissingSig, "index is not signed");
+    // Once the channel was seen signed here, the unsigned index is called a downgrade.
+    sign_index();
+    EXPECT_EQ(index_result().verdict, Verdict::Valid);
+    stdfs::remove(rd().string() + ".sig");
+    expect_index(Verdict::MissingSig, "was signed here before: refusing the downgrade");
+}
+
+TEST_F(Channel, A2_removed_package_signature) {
+    stdfs::remove(ch() / "noarch" / "beta-1.0-0.tar.bz2.sig");
+    auto rs = verify();
+    EXPECT_EQ(of(rs, "beta-1.0-0.tar.bz2").verdict, Verdict::MissingSig);
+    EXPECT_EQ(of(rs, "alpha-1.0-0.conda").verdict, Verdict::Valid);
+}
+
+TEST_F(Channel, A3_index_signed_by_unknown_key) {
+    stdfs::remove(keys_.keys() / "chan.pub");
+    expect_index(Verdict::MissingKey, "chan.pub");
+}
+
+TEST_F(Channel, A5_index_signed_by_disallowed_key) {
+    allowed_ = {"release-key"};
+    expect_index(Verdict::UntrustedKey, "not allowed here");
+    allowed_ = {"chan"};
+    EXPECT_EQ(index_result().verdict, Verdict::Valid);
+}
+
+TEST_F(Channel, MissingOrMalformedGuardFields) {
+    const std::vector<std::pair<std::function<void(json&)>, std::string>> cases{
+        {[](json& j) { j["info"].erase("guard"); }, "signed index has no info.guard"},
+        {[](json& j) { j["info"]["guard"].erase("version"); }, "info.guard.version is missing"},
+        {[](json& j) { j["info"]["guard"]["version"] = "7"; }, "info.guard.version is not a positive integer"},
+        {[](json& j) { j["info"]["guard"]["version"] = 0; }, "info.guard.version is not a positive integer"},
+        {[](json& j) { j["info"]["guard"].erase("expires"); }, "info.guard.expires is missing"},
+        {[](json& j) { j["info"]["guard"]["expires"] = "2026-12-01 10:00"; }, "is not an RFC 3339 UTC time"},
+        {[](json& j) { j["info"]["guard"]["signed_at"] = 5; }, "info.guard.signed_at is not a non-empty string"},
+        {[](json& j) { j["info"]["guard"]["channel"] = ""; }, "info.guard.channel is not a non-empty string"},
+        {[](json& j) { j["info"]["guard"]["subdir"] = "linux-64"; }, "signed for subdir 'linux-64', found in 'noarch'"},
+        {[](json& j) { j["info"]["subdir"] = "linux-64"; }, "info.subdir is 'linux-64', expected 'noarch'"},
+        {[](json& j) { j["info"]["guard"]["expires"] = "2026-11-25T09:00:00Z"; }, "expires is not after signed_at"},
+        {[](json& j) { j["info"] = 3; }, "info is not a JSON object"},
+    };
+    const std::string original = read_file(rd());
+    for (const auto& [edit, fragment] : cases) {
+        write_file(rd(), original);
+        resign(edit);
+        expect_index(Verdict::Invalid, fragment);
+    }
+}
+
+TEST_F(Channel, A10_expired_index) {
+    policy_.now = t0 + std::chrono::hours(12);
+    expect_index(Verdict::Expired, "index expired at 2026-11-25T22:00:00Z");
+    policy_.allow_expired = true;
+    Result r = index_result();
+    EXPECT_EQ(r.verdict, Verdict::Valid);
+    EXPECT_NE(r.reason.find("EXPIRED, accepted by --allow-expired"), std::string::npos);
+}
+
+TEST_F(Channel, A9_lowered_version_is_rollback) {
+    const std::string v1 = read_file(rd()), v1sig = read_file(rd().string() + ".sig");
+    sign_index(t0 + std::chrono::minutes(5));
+    EXPECT_EQ(index_result().verdict, Verdict::Valid);  // version 2 seen
+    write_file(rd(), v1);
+    write_file(rd().string() + ".sig", v1sig);
+    expect_index(Verdict::Rollback, "index version 1 is older than version 2 seen before");
+    // An admin reset accepts it once more.
+    StateStore(t_ / "state").reset("example");
+    EXPECT_EQ(index_result().verdict, Verdict::Valid);
+}
+
+TEST_F(Channel, A11_same_version_other_bytes) {
+    EXPECT_EQ(index_result().verdict, Verdict::Valid);
+    resign([](json& j) { j["packages.conda"]["alpha-1.0-0.conda"]["depends"] = json::array(); });
+    expect_index(Verdict::Invalid, "a different index with the same version 1");
+}
+
+TEST_F(Channel, A22_other_channel_or_shadowing) {
+    policy_.channel_id = "official";
+    expect_index(Verdict::Invalid, "index is for channel 'example', expected 'official'");
+    policy_.channel_id.reset();
+    EXPECT_EQ(index_result().verdict, Verdict::Valid);
+    resign([](json& j) {
+        j["info"]["guard"]["channel"] = "shadow";
+        j["info"]["guard"]["version"] = 99;
+    });
+    expect_index(Verdict::Invalid, "this location served channel 'example' before, now 'shadow'");
+}
+
+TEST_F(Channel, PackageBytesNoLongerMatchRecord) {
+    const auto alpha = ch() / "noarch" / "alpha-1.0-0.conda";
+    std::string bytes = read_file(alpha);
+    bytes[bytes.size() / 2] ^= 1;  // same size, other bytes
+    write_file(alpha, bytes);
+    Result r = of(verify(), "alpha-1.0-0.conda");
+    EXPECT_EQ(r.verdict, Verdict::Invalid);
+    EXPECT_NE(r.reason.find("alpha-1.0-0.conda: sha256 does not match the signed index"), std::string::npos) << r.reason;
+    EXPECT_NE(r.reason.find("archive is damaged"), std::string::npos) << r.reason;
+    write_file(alpha, bytes + "x");
+    r = of(verify(), "alpha-1.0-0.conda");
+    EXPECT_EQ(r.verdict, Verdict::Invalid);
+    EXPECT_NE(r.reason.find("the signed index says"), std::string::npos) << r.reason;
+}
+
+TEST_F(Channel, A7_replay_of_a_valid_package_under_another_name) {
+    // delta 2.0 is published; an attacker serves delta 1.0's bytes and valid .sig as 2.0.
+    for (const char* v : {"1.0", "2.0"})
+        build_package(ch() / "noarch", PackageSpec{.name = "delta", .version = v, .format = PackageFormat::TarBz2});
+    sign_index();
+    for (const char* ext : {"", ".sig"})
+        stdfs::copy_file(ch() / "noarch" / (std::string("delta-1.0-0.tar.bz2") + ext),
+                         ch() / "noarch" / (std::string("delta-2.0-0.tar.bz2") + ext),
+                         stdfs::copy_options::overwrite_existing);
+    EXPECT_EQ(of(verify(), "delta-2.0-0.tar.bz2").verdict, Verdict::Invalid);
+    // Even a record that (wrongly) lists 1.0's digest under the 2.0 name is caught by the archive's own index.json.
+    const std::string sha = to_hex(sha256_bytes(read_file(ch() / "noarch" / "delta-1.0-0.tar.bz2")));
+    const auto size = stdfs::file_size(ch() / "noarch" / "delta-1.0-0.tar.bz2");
+    resign([&](json& j) {
+        auto& rec = j["packages"]["delta-2.0-0.tar.bz2"];
+        rec["sha256"] = sha;
+        rec["size"] = size;
+        rec.erase("md5");
+        j["info"]["guard"]["version"] = 50;
+    });
+    Result r = of(verify(), "delta-2.0-0.tar.bz2");
+    EXPECT_EQ(r.verdict, Verdict::Invalid);
+    EXPECT_NE(r.reason.find("info/index.json says version '1.0' but the file name says '2.0'"), std::string::npos)
+        << r.reason;
+}
+
+TEST_F(Channel, A18_md5_only_record) {
+    resign([](json& j) {
+        j["packages"]["beta-1.0-0.tar.bz2"].erase("sha256");
+        j["info"]["guard"]["version"] = 2;
+    });
+    Result r = of(verify(), "beta-1.0-0.tar.bz2");
+    EXPECT_EQ(r.verdict, Verdict::Invalid);
+    EXPECT_NE(r.reason.find("md5-only records are refused"), std::string::npos);
+}
+
+TEST_F(Channel, ListedPackageMissingIsError) {
+    stdfs::remove(ch() / "noarch" / "beta-1.0-0.tar.bz2");
+    Result r = of(verify(), "beta-1.0-0.tar.bz2");
+    EXPECT_EQ(r.verdict, Verdict::Error);
+    EXPECT_NE(r.reason.find("listed in the signed index but missing"), std::string::npos);
+}
+
+// Records are views into the index; strings with escapes are read unescaped.
+TEST_F(Channel, EscapedStringsInRecordsAreReadUnescaped) {
+    const std::string text =
+        R"({"info": {"subdir": "noarch", "guard": {"channel": "example", "subdir": "noarch", "version": 7,)"
+        R"( "signed_at": "2026-11-25T10:00:00Z", "expires": "2026-11-25T22:00:00Z"}},)"
+        R"( "packages": {"a\u002db-1.0-0.tar.bz2": {"name": "a-b", "version": "1.\u0030", "build" : "0" ,)"
+        R"( "sha256": "x\"y", "size": 5}}})";
+    write_file(rd(), text);
+    write_file(rd().string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(text))));
+    KeyStore store(keys_.keys());
+    Verifier v(store);
+    StateStore state(t_ / "state");
+    VerifiedIndex idx = verify_index(ch() / "noarch", "noarch", "here", v, state, policy_);
+    ASSERT_EQ(idx.result.verdict, Verdict::Valid) << idx.result.reason;
+    ASSERT_EQ(idx.records().size(), 1u);
+    const IndexRecord& r = idx.records()[0];
+    EXPECT_EQ(r.fn, "a-b-1.0-0.tar.bz2");
+    EXPECT_EQ(r.name, "a-b");
+    EXPECT_EQ(r.version, "1.0");
+    EXPECT_EQ(r.build, "0");
+    EXPECT_EQ(r.sha256, "x\"y");
+    EXPECT_EQ(r.size, 5u);
+}
+
+TEST_F(Channel, IndexOverTheSizeCapIsRefusedBeforeParsing) {
+    policy_.max_index_bytes = 100;
+    expect_index(Verdict::Invalid, "over the limit of 100");
+}
+
+TEST_F(Channel, IndexOnlySkipsPackages) {
+    policy_.index_only = true;
+    auto rs = verify();
+    ASSERT_EQ(rs.size(), 2u);
+    EXPECT_EQ(rs[0].verdict, Verdict::Valid);
+}
