@@ -32,6 +32,15 @@ struct IndexData {
     std::vector<IndexRecord> records;
 };
 
+std::vector<Result> ChannelReport::all() const {
+    std::vector<Result> out;
+    for (const auto& s : subdirs) {
+        out.push_back(s.index);
+        out.insert(out.end(), s.packages.begin(), s.packages.end());
+    }
+    return out;
+}
+
 std::span<const IndexRecord> VerifiedIndex::records() const {
     return data ? std::span<const IndexRecord>(data->records) : std::span<const IndexRecord>();
 }
@@ -310,7 +319,7 @@ Result check_package(const stdfs::path& dir, const std::string& subdir, const In
 
 }  // namespace
 
-std::vector<Result> verify_channel(const stdfs::path& channel, Verifier& verifier, StateStore& state,
+ChannelReport verify_channel(const stdfs::path& channel, Verifier& verifier, StateStore& state,
                                    const ChannelPolicy& policy) {
     if (!stdfs::is_directory(channel)) throw std::runtime_error(channel.string() + ": not a directory");
     const std::string location = stdfs::weakly_canonical(stdfs::absolute(channel)).string();
@@ -322,19 +331,19 @@ std::vector<Result> verify_channel(const stdfs::path& channel, Verifier& verifie
     }
     if (subdirs.empty()) throw std::runtime_error(channel.string() + ": no SUBDIR/repodata.json here");
     std::sort(subdirs.begin(), subdirs.end());
-    std::vector<Result> results;
+    ChannelReport report;
     for (const auto& s : subdirs) {
         VerifiedIndex idx = verify_index(channel / s, s, location, verifier, state, policy);
-        results.push_back(idx.result);
+        SubdirFindings& found = report.subdirs.emplace_back(SubdirFindings{s, idx.result, {}});
         if (idx.result.verdict != Verdict::Valid || policy.index_only) continue;
         std::vector<IndexRecord> recs(idx.records().begin(), idx.records().end());
         std::sort(recs.begin(), recs.end(), [](const auto& a, const auto& b) { return a.fn < b.fn; });
         std::vector<Result> pkg(recs.size());
         parallel_for(recs.size(), policy.jobs,
                      [&](std::size_t i) { pkg[i] = check_package(channel / s, s, recs[i], verifier); });
-        results.insert(results.end(), std::make_move_iterator(pkg.begin()), std::make_move_iterator(pkg.end()));
+        found.packages = std::move(pkg);
     }
-    return results;
+    return report;
 }
 
 }  // namespace condaguard

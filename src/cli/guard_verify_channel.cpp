@@ -36,7 +36,7 @@ int run_verify_channel(const VerifyChannelArgs& a, bool json) {
     policy.index_only = a.index_only;
     policy.now = read_environment().now();
     policy.jobs = a.jobs;
-    return report("verify-channel", verify_channel(a.channel, verifier, state, policy), json);
+    return report("verify-channel", verify_channel(a.channel, verifier, state, policy).all(), json);
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ protected:
         Verifier v(store);
         v.allow_only(allowed_);
         StateStore state(t_ / "state");
-        return verify_channel(ch(), v, state, policy_);
+        return verify_channel(ch(), v, state, policy_).all();
     }
     // The result whose path ends with `suffix`.
     Result of(const std::vector<Result>& rs, const std::string& suffix) {

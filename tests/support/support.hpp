@@ -28,6 +28,17 @@ private:
     stdfs::path path_;
 };
 
+// Bounds a test that could hang (a FIFO, a stalled peer): if the scope has
+// not ended after `seconds`, the test binary prints which deadline passed and
+// exits with status 124, so a hang fails the suite instead of stalling CI.
+class Deadline {
+public:
+    explicit Deadline(unsigned seconds = 10);
+    ~Deadline();
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+};
+
 void write_file(const stdfs::path& p, std::string_view data, mode_t mode = 0644);
 std::string read_file(const stdfs::path& p);
 mode_t file_mode(const stdfs::path& p);

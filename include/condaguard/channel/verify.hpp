@@ -65,8 +65,22 @@ VerifiedIndex verify_index(const std::filesystem::path& subdir_dir, const std::s
                            const std::string& location, Verifier& verifier, StateStore& state,
                            const ChannelPolicy& policy);
 
+// What verify_channel found in one subdir: the index's finding, then one per
+// package, sorted by file name (none when the index failed or index_only).
+struct SubdirFindings {
+    std::string subdir;
+    Result index;
+    std::vector<Result> packages;
+};
+
+struct ChannelReport {
+    std::vector<SubdirFindings> subdirs;  // sorted by name
+    // Every finding in order: per subdir, the index, then its packages.
+    std::vector<Result> all() const;
+};
+
 // Every subdir of `channel` with a repodata.json: its index, then its packages.
-std::vector<Result> verify_channel(const std::filesystem::path& channel, Verifier& verifier, StateStore& state,
+ChannelReport verify_channel(const std::filesystem::path& channel, Verifier& verifier, StateStore& state,
                                    const ChannelPolicy& policy);
 
 }  // namespace condaguard
