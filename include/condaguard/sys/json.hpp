@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +48,61 @@ private:
 std::string duplicate_key_message(std::string_view key);
 std::string too_deep_message(std::size_t max_depth);
 std::string too_large_message(std::size_t max_bytes);
+// nlohmann's "[json.exception.parse_error.101] parse error at ..." as "parse error at ...".
+std::string syntax_message(std::string_view nlohmann_what);
+
+// A SAX filter for nlohmann::json::sax_parse (whose parser is a loop with its
+// state on the heap): counts the depth and remembers the keys of each open
+// object, throwing JsonError past the depth cap or on a repeated key (keys
+// arrive unescaped: "a" and "\u0061" are the same key), and forwards every
+// event to `inner`. For readers that stream a document instead of holding it.
+template <class Inner>
+class BoundedSax {
+public:
+    using json_t = nlohmann::json;
+    BoundedSax(Inner& inner, std::size_t max_depth) : inner_(inner), max_depth_(max_depth) {}
+
+    bool null() { return inner_.null(); }
+    bool boolean(bool v) { return inner_.boolean(v); }
+    bool number_integer(json_t::number_integer_t v) { return inner_.number_integer(v); }
+    bool number_unsigned(json_t::number_unsigned_t v) { return inner_.number_unsigned(v); }
+    bool number_float(json_t::number_float_t v, const json_t::string_t& s) { return inner_.number_float(v, s); }
+    bool string(json_t::string_t& v) { return inner_.string(v); }
+    bool binary(json_t::binary_t& v) { return inner_.binary(v); }
+    bool start_object(std::size_t n) {
+        enter();
+        return inner_.start_object(n);
+    }
+    bool key(json_t::string_t& k) {
+        if (!levels_.back().insert(k).second) throw JsonError(JsonError::Kind::DuplicateKey, duplicate_key_message(k));
+        return inner_.key(k);
+    }
+    bool end_object() {
+        levels_.pop_back();
+        return inner_.end_object();
+    }
+    bool start_array(std::size_t n) {
+        enter();
+        return inner_.start_array(n);
+    }
+    bool end_array() {
+        levels_.pop_back();
+        return inner_.end_array();
+    }
+    // A syntax error always throws, whatever `inner` would do with it.
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+        throw JsonError(JsonError::Kind::Syntax, syntax_message(e.what()));
+    }
+
+private:
+    void enter() {
+        if (levels_.size() >= max_depth_) throw JsonError(JsonError::Kind::TooDeep, too_deep_message(max_depth_));
+        levels_.emplace_back();  // arrays get an (unused) empty set too: one stack for both
+    }
+    Inner& inner_;
+    std::size_t max_depth_;
+    std::vector<std::unordered_set<std::string>> levels_;
+};
 
 // Parses one JSON document (strict: nothing but whitespace after it) into
 // nlohmann's form, through its SAX interface, whose parser keeps its own
