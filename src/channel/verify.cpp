@@ -16,10 +16,10 @@
 #include <fcntl.h>
 #include <memory>
 #include <set>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
-#include <unordered_set>
 
 namespace condaguard {
 
@@ -63,9 +63,50 @@ void check(simdjson::error_code e) {
 // Where a container sits, for the records it may hold.
 enum class Role : unsigned char { Other, Top, Packages, Record };
 
-// Objects with more keys than this check duplicates with a hash set; the
-// others (records have about 15 keys) compare each key with the earlier ones.
-constexpr std::size_t few_keys = 24;
+// Duplicate keys: while an object's keys arrive in strictly increasing
+// order (conda's indexers and ours sort them) each is compared with the one
+// before it only; at the first key out of order, the keys so far go into a
+// hash set and every later key is looked up there.
+// An open-addressing set of the keys of one object (views into the DOM).
+class KeySet {
+public:
+    explicit KeySet(std::size_t expected) {
+        std::size_t n = 64;
+        while (n < 2 * expected) n *= 2;
+        slots_.resize(n);
+    }
+    bool insert(std::string_view k) {
+        if (2 * (size_ + 1) > slots_.size()) grow();
+        return place(Slot{k.data() != nullptr ? k : std::string_view(""), std::hash<std::string_view>{}(k)});
+    }
+
+private:
+    struct Slot {
+        std::string_view key;  // data() == nullptr: empty slot
+        std::size_t hash = 0;
+    };
+    bool place(const Slot& s) {
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t i = s.hash & mask;; i = (i + 1) & mask) {
+            Slot& at = slots_[i];
+            if (at.key.data() == nullptr) {
+                at = s;
+                ++size_;
+                return true;
+            }
+            if (at.hash == s.hash && at.key == s.key) return false;
+        }
+    }
+    void grow() {
+        std::vector<Slot> old(slots_.size() * 2);
+        old.swap(slots_);
+        size_ = 0;
+        for (const Slot& s : old)
+            if (s.key.data() != nullptr) place(s);
+    }
+    std::vector<Slot> slots_;
+    std::size_t size_ = 0;
+};
 
 struct Frame {
     Role role = Role::Other;
@@ -73,8 +114,10 @@ struct Frame {
     dom::object::iterator oit, oend;
     dom::array::iterator ait, aend;
     std::string_view under;         // the key this container is the value of (for messages)
-    std::size_t keys_from = 0;      // this object's keys in Walker::keys_ (small objects)
-    std::unique_ptr<std::unordered_set<std::string_view>> many;  // large objects
+    std::size_t keys_from = 0;      // this object's keys in Walker::keys_, while sorted
+    std::string_view last_key;
+    std::size_t size_hint = 0;      // the object's key count, as the DOM gives it
+    std::unique_ptr<KeySet> seen;   // once out of order
     std::size_t record = 0;         // Role::Record: index into the records
 };
 
@@ -128,13 +171,18 @@ private:
     }
 
     void unique(Frame& f, std::string_view key) {
-        bool fresh;
-        if (f.many) {
-            fresh = f.many->insert(key).second;
-        } else {
-            fresh = std::find(keys_.begin() + static_cast<std::ptrdiff_t>(f.keys_from), keys_.end(), key) == keys_.end();
+        bool fresh = true;
+        if (f.seen) {
+            fresh = f.seen->insert(key);
+        } else if (keys_.size() == f.keys_from || f.last_key < key) {
             keys_.push_back(key);
+        } else {
+            f.seen = std::make_unique<KeySet>(f.size_hint);
+            for (auto it = keys_.begin() + static_cast<std::ptrdiff_t>(f.keys_from); it != keys_.end(); ++it)
+                f.seen->insert(*it);
+            fresh = f.seen->insert(key);
         }
+        f.last_key = key;
         if (!fresh) malformed(fmt::format("{} in {}", duplicate_key_message(key), where()));
     }
 
@@ -191,10 +239,7 @@ private:
             f.oit = o.begin();
             f.oend = o.end();
             f.keys_from = keys_.size();
-            if (const std::size_t n = o.size(); n > few_keys) {
-                f.many = std::make_unique<std::unordered_set<std::string_view>>();
-                f.many->reserve(n);
-            }
+            f.size_hint = o.size();
         } else {
             const dom::array a = e.get_array().value_unsafe();
             f.ait = a.begin();
@@ -288,6 +333,15 @@ fs::OpenedFile open_index(int dirfd, const stdfs::path& path, std::uint64_t cap)
     return f;
 }
 
+// A hint, never required: back a large fresh buffer with huge pages, so
+// that filling it takes a few hundred page faults instead of one per 4 KiB.
+void advise_huge_pages(char* p, std::size_t n) noexcept {
+    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+    const auto from = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
+    const auto to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(huge - 1);
+    if (to > from) (void)::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
+}
+
 struct ReadIndex {
     Sha256Digest digest{};
     std::exception_ptr parse_failure;  // why the bytes are not a valid index
@@ -309,6 +363,7 @@ struct ReadIndex {
 ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
     const auto size = static_cast<std::size_t>(f.st.st_size);
     data.bytes = simdjson::padded_string(size);
+    advise_huge_pages(data.bytes.data(), size);
     constexpr std::size_t done_flag = ~std::size_t{0};  // the reader stopped early (error)
     std::atomic<std::size_t> ready{0};
     std::atomic<bool> cancelled{false};
