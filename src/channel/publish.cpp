@@ -3,6 +3,7 @@
 #include <condaguard/trust/sigfile.hpp>
 
 #include <condaguard/sys/fs.hpp>
+#include <condaguard/sys/json.hpp>
 #include <condaguard/sys/parallel.hpp>
 
 #include <fmt/format.h>
@@ -63,26 +64,42 @@ std::optional<Sha256Digest> digest_from_hex(std::string_view hex) {
     return d;
 }
 
-bool is_plain_file(const stdfs::path& p) {
-    struct stat st {};
-    return ::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+// Every file a run replaces must be absent or a regular file: a symbolic
+// link, FIFO or directory planted there refuses the run, naming it. (The
+// writes themselves rename inside the directory descriptor and never follow
+// a link; this makes the plant loud instead of silently replaced.)
+void refuse_planted(int dirfd, const std::string& name, const stdfs::path& display) {
+    const fs::FileKind k = fs::kind_at(dirfd, name);
+    if (k != fs::FileKind::Missing && k != fs::FileKind::Regular)
+        throw std::runtime_error(fmt::format("{} is {}; refusing to write over it", display.string(), fs::describe(k)));
 }
 
-std::string read_small_file(const stdfs::path& p, std::size_t cap) {
+bool is_plain_file_at(int dirfd, const std::string& name) { return fs::kind_at(dirfd, name) == fs::FileKind::Regular; }
+
+// A small file read through the bounded JSON reader: empty bytes and a null
+// value when it is missing; a malformed one (duplicate key, too deep, too
+// large, not JSON) is not used.
+struct SmallJson {
+    std::string bytes;
+    json value;
+};
+SmallJson read_small_json_at(int dirfd, const std::string& name, const stdfs::path& display, std::size_t cap) {
     fs::OpenedFile f;
     try {
-        f = fs::open_untrusted(p);
+        f = fs::open_untrusted_at(dirfd, name, display);
     } catch (const fs::NotRegularFile& e) {
         if (e.kind() == fs::FileKind::Missing) return {};
-        throw std::runtime_error(p.string() + " " + e.what());
+        throw std::runtime_error(display.string() + " " + e.what());
     }
-    auto r = fs::read_capped(f.fd.get(), cap, p.string());
-    return r.too_big ? std::string() : std::move(r.data);
-}
-
-json parse_or_null(const std::string& text) {
-    auto j = json::parse(text, nullptr, false);
-    return j.is_discarded() ? json() : j;
+    auto r = fs::read_capped(f.fd.get(), cap, display.string());
+    if (r.too_big) return {};
+    SmallJson out{std::move(r.data), json()};
+    try {
+        out.value = parse_json(out.bytes, JsonLimits{.max_bytes = cap});
+    } catch (const JsonError&) {
+        out.value = json();  // an untrusted cache that is malformed is ignored: every package is read again
+    }
+    return out;
 }
 
 // A signing run trusts the incremental cache only when it carries a good
@@ -218,41 +235,57 @@ private:
     std::string pending_;
 };
 
-std::optional<std::int64_t> read_guard_version(const stdfs::path& repodata) {
+// The largest previous repodata.json read for its version (a client's own default cap).
+constexpr std::uint64_t max_previous_index_bytes = std::uint64_t{1} << 30;
+
+// info.guard.version of the repodata.json in `dirfd`, streamed through the
+// bounded reader (depth cap, no repeated key in what is read before it).
+std::optional<std::int64_t> read_guard_version(int dirfd, const stdfs::path& display) {
     fs::OpenedFile f;
     try {
-        f = fs::open_untrusted(repodata);
+        f = fs::open_untrusted_at(dirfd, repodata_name, display);
     } catch (const fs::NotRegularFile& e) {
         if (e.kind() == fs::FileKind::Missing) return std::nullopt;
-        throw std::runtime_error(repodata.string() + " " + e.what());
+        throw std::runtime_error(display.string() + " " + e.what());
     }
+    if (static_cast<std::uint64_t>(f.st.st_size) > max_previous_index_bytes)
+        throw std::runtime_error(display.string() + " is " + too_large_message(max_previous_index_bytes));
     // The filebuf owns (and closes) a duplicate; f.fd closes the original.
     const int dup_fd = ::fcntl(f.fd.get(), F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) throw fs::errno_error(repodata.string());
+    if (dup_fd < 0) throw fs::errno_error(display.string());
     __gnu_cxx::stdio_filebuf<char> buf(dup_fd, std::ios::in | std::ios::binary);
     std::istream in(&buf);
     GuardVersionReader reader;
-    json::sax_parse(in, &reader);
+    BoundedSax bounded(reader, max_json_depth);
+    try {
+        json::sax_parse(in, &bounded);
+    } catch (const JsonError& e) {
+        throw std::runtime_error(display.string() + ": " + e.what());
+    }
     return reader.version;
 }
 
-std::int64_t previous_guard_version(const stdfs::path& old_repodata, const json& old_cache) {
+std::int64_t previous_guard_version(std::optional<std::int64_t> from_repodata, const json& old_cache) {
     constexpr std::int64_t max_version = std::int64_t{1} << 53;  // exact in every JSON reader
-    std::int64_t v = read_guard_version(old_repodata).value_or(0);
-    if (auto it = old_cache.find("guard_version"); it != old_cache.end() && it->is_number_integer())
+    std::int64_t v = from_repodata.value_or(0);
+    if (auto it = old_cache.find("guard_version"); old_cache.is_object() && it != old_cache.end() && it->is_number_integer())
         v = std::max(v, it->get<std::int64_t>());
     if (v < 0 || v >= max_version) throw std::runtime_error(fmt::format("index version {} is out of range", v));
     return v;
 }
 
-SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, const IndexOptions& opt) {
-    SubdirReport report;
-    report.subdir = subdir;
-    report.repodata = dir / "repodata.json";
+// One subdir being indexed: its directory, reached without following links.
+struct SubdirTarget {
+    fs::Fd fd;               // CHANNEL/SUBDIR, opened O_NOFOLLOW | O_DIRECTORY from the channel's descriptor
+    stdfs::path dir;         // for messages, and for index_one, which reads packages by path
+    std::string subdir;
+};
 
+// ---- step 1: the candidates ----
+
+std::vector<Candidate> list_candidates(const SubdirTarget& t, SubdirReport& report) {
     std::vector<Candidate> cands;
-    for (const auto& e : stdfs::directory_iterator(dir)) {
-        const std::string fn = e.path().filename().string();
+    for (const auto& fn : fs::list_dir(t.fd.get(), t.dir.string())) {
         if (!fn.ends_with(".conda") && !fn.ends_with(".tar.bz2")) continue;
         if (auto name = parse_package_file_name(fn)) {
             cands.push_back(Candidate{fn, std::move(*name), {}, {}, false, {}});
@@ -261,105 +294,175 @@ SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, con
         }
     }
     std::sort(cands.begin(), cands.end(), [](const auto& a, const auto& b) { return a.fn < b.fn; });
+    return cands;
+}
 
-    const stdfs::path cache_path = dir / index_cache_path;
-    const stdfs::path cache_sig_path = cache_path.string() + ".sig";
-    const std::string cache_bytes = read_small_file(cache_path, 512 << 20);
-    const json old_cache = parse_or_null(cache_bytes);
+// ---- step 2: the previous run's cache ----
+
+struct OldCache {
+    fs::Fd dir;    // SUBDIR/.cache, created when missing
+    json value;    // null when missing or malformed
+    json packages; // the records that may be reused
+};
+
+OldCache read_cache(const SubdirTarget& t, const IndexOptions& opt) {
+    const stdfs::path cache_dir = t.dir / index_cache_dir;
+    if (::mkdirat(t.fd.get(), index_cache_dir, 0755) != 0 && errno != EEXIST) throw fs::errno_error(cache_dir.string());
+    fs::OpenedDir d = fs::open_dir_at(t.fd.get(), index_cache_dir);
+    if (!d.fd)
+        throw std::runtime_error(
+            fmt::format("{} is {}; refusing to use it", cache_dir.string(), fs::describe(d.kind)));
+    OldCache c{std::move(d.fd), json(), json::object()};
+    const stdfs::path cache_path = cache_dir / index_cache_name;
+    SmallJson old = read_small_json_at(c.dir.get(), index_cache_name, cache_path, max_index_cache_bytes);
+    c.value = std::move(old.value);
     // Records are reused only from a trusted cache. The version counter is
     // read from any cache: an edit can only raise it (a loud error past the
     // range) or lower it (clients refuse the result as ROLLBACK).
-    const bool cache_trusted = !opt.signing || cache_signed_by(cache_bytes, cache_sig_path, *opt.signing);
-    const json cache_pkgs = cache_trusted && old_cache.is_object() && old_cache.value("format", 0) == 1 &&
-                                    old_cache.contains("packages")
-                                ? old_cache["packages"]
-                                : json::object();
+    const stdfs::path sig_path = cache_path.string() + ".sig";
+    const bool trusted = !opt.signing || cache_signed_by(old.bytes, sig_path, *opt.signing);
+    if (trusted && c.value.is_object() && c.value.value("format", 0) == 1 && c.value.contains("packages") &&
+        c.value["packages"].is_object())
+        c.packages = c.value["packages"];
+    return c;
+}
 
-    parallel_for(cands.size(), opt.jobs, [&](std::size_t i) { index_one(dir, subdir, cache_pkgs, cands[i]); });
+// ---- step 3: assemble the records (signing packages on request) ----
 
-    json packages = json::object(), packages_conda = json::object(), new_cache_pkgs = json::object();
+struct Assembled {
+    json packages = json::object(), packages_conda = json::object(), cache_packages = json::object();
+};
+
+Assembled assemble(const SubdirTarget& t, std::vector<Candidate>& cands, const IndexOptions& opt, SubdirReport& report) {
+    Assembled out;
     for (auto& c : cands) {
         if (c.problem) {
             report.excluded.push_back({c.fn, *c.problem});
             continue;
         }
         (c.scanned ? report.scanned : report.reused)++;
-        new_cache_pkgs[c.fn] = {{"stamp", c.stamp.to_json()}, {"record", *c.record}};
-        const stdfs::path sig_path = dir / (c.fn + ".sig");
-        if (opt.signing && opt.signing->sign_packages && !is_plain_file(sig_path)) {
+        out.cache_packages[c.fn] = {{"stamp", c.stamp.to_json()}, {"record", *c.record}};
+        const std::string sig_name = c.fn + ".sig";
+        refuse_planted(t.fd.get(), sig_name, t.dir / sig_name);
+        if (opt.signing && opt.signing->sign_packages && !is_plain_file_at(t.fd.get(), sig_name)) {
             auto digest = digest_from_hex((*c.record)["sha256"].get<std::string>());
             if (!digest) throw std::logic_error("indexed record has a malformed sha256");
             const auto sig = opt.signing->key->sign_digest(*digest);
-            fs::write_atomic(sig_path, format_sig_file(opt.signing->key_name, sig), 0644, false);
+            fs::write_atomic_at(t.fd.get(), sig_name, format_sig_file(opt.signing->key_name, sig), 0644, false,
+                                t.dir / sig_name);
             report.signed_packages.push_back(c.fn);
         }
-        if (is_plain_file(sig_path)) (*c.record)["sig"] = ".";
-        (c.name.format == PackageFormat::Conda ? packages_conda : packages)[c.fn] = std::move(*c.record);
+        if (is_plain_file_at(t.fd.get(), sig_name)) (*c.record)["sig"] = ".";
+        (c.name.format == PackageFormat::Conda ? out.packages_conda : out.packages)[c.fn] = std::move(*c.record);
         ++report.packages;
     }
     std::sort(report.excluded.begin(), report.excluded.end(),
               [](const auto& a, const auto& b) { return a.file < b.file; });
+    return out;
+}
 
-    json info = {{"subdir", subdir}};
-    const stdfs::path sig_path = dir / "repodata.json.sig";
-    std::int64_t guard_version = previous_guard_version(report.repodata, old_cache);
+// ---- step 4: write repodata.json, its signature, and the cache ----
+
+void write_outputs(const SubdirTarget& t, const OldCache& cache, Assembled rec, std::int64_t guard_version,
+                   const IndexOptions& opt, SubdirReport& report) {
+    json info = {{"subdir", t.subdir}};
     if (opt.signing) {
-        Guard g{opt.signing->channel_id, subdir, guard_version + 1, opt.signing->signed_at,
+        Guard g{opt.signing->channel_id, t.subdir, guard_version + 1, opt.signing->signed_at,
                 opt.signing->signed_at + opt.signing->lifetime};
         info["guard"] = g.to_json();
         guard_version = g.version;
         report.guard = std::move(g);
     }
     const json repodata = {{"info", std::move(info)},
-                           {"packages", std::move(packages)},
-                           {"packages.conda", std::move(packages_conda)},
+                           {"packages", std::move(rec.packages)},
+                           {"packages.conda", std::move(rec.packages_conda)},
                            {"removed", json::array()},
                            {"repodata_version", 1}};
     const std::string bytes = repodata.dump(2, ' ', true) + "\n";
-    fs::write_atomic(report.repodata, bytes, 0644, false);
+    const int dir = t.fd.get();
+    fs::write_atomic_at(dir, repodata_name, bytes, 0644, false, report.repodata);
     if (opt.signing) {
-        const auto digest = sha256_bytes(bytes);
-        fs::write_atomic(sig_path, format_sig_file(opt.signing->key_name, opt.signing->key->sign_digest(digest)), 0644,
-                         false);
-    } else if (::unlink(sig_path.c_str()) == 0) {
+        fs::write_atomic_at(dir, repodata_sig_name,
+                            format_sig_file(opt.signing->key_name, opt.signing->key->sign_digest(sha256_bytes(bytes))),
+                            0644, false, t.dir / repodata_sig_name);
+    } else if (::unlinkat(dir, repodata_sig_name, 0) == 0) {
         report.removed_stale_signature = true;  // it signed other bytes
     }
-    stdfs::create_directories(cache_path.parent_path());
+    const std::string cache_sig_name = std::string(index_cache_name) + ".sig";
     const std::string new_cache =
-        json{{"format", 1}, {"guard_version", guard_version}, {"packages", std::move(new_cache_pkgs)}}.dump() + "\n";
-    fs::write_atomic(cache_path, new_cache, 0644, false);
+        json{{"format", 1}, {"guard_version", guard_version}, {"packages", std::move(rec.cache_packages)}}.dump() + "\n";
+    fs::write_atomic_at(cache.dir.get(), index_cache_name, new_cache, 0644, false, t.dir / index_cache_path);
     if (opt.signing)
-        fs::write_atomic(cache_sig_path,
-                         format_sig_file(opt.signing->key_name, opt.signing->key->sign_digest(sha256_bytes(new_cache))),
-                         0644, false);
+        fs::write_atomic_at(cache.dir.get(), cache_sig_name,
+                            format_sig_file(opt.signing->key_name, opt.signing->key->sign_digest(sha256_bytes(new_cache))),
+                            0644, false, t.dir / index_cache_dir / cache_sig_name);
     else
-        ::unlink(cache_sig_path.c_str());
+        ::unlinkat(cache.dir.get(), cache_sig_name.c_str(), 0);
+}
+
+SubdirReport index_subdir(const SubdirTarget& t, const IndexOptions& opt) {
+    SubdirReport report;
+    report.subdir = t.subdir;
+    report.repodata = t.dir / repodata_name;
+    // Nothing is written before every target has been checked.
+    refuse_planted(t.fd.get(), repodata_name, report.repodata);
+    refuse_planted(t.fd.get(), repodata_sig_name, t.dir / repodata_sig_name);
+    std::vector<Candidate> cands = list_candidates(t, report);
+    const OldCache cache = read_cache(t, opt);
+    for (const std::string name : {std::string(index_cache_name), std::string(index_cache_name) + ".sig"})
+        refuse_planted(cache.dir.get(), name, t.dir / index_cache_dir / name);
+    const std::int64_t previous =
+        previous_guard_version(read_guard_version(t.fd.get(), report.repodata), cache.value);
+    parallel_for(cands.size(), opt.jobs, [&](std::size_t i) { index_one(t.dir, t.subdir, cache.packages, cands[i]); });
+    Assembled rec = assemble(t, cands, opt, report);
+    write_outputs(t, cache, std::move(rec), previous, opt, report);
     return report;
+}
+
+// A subdir entry of the channel that is not a directory of its own (a
+// symbolic link, a file): reported and left alone, never followed.
+SubdirReport refused_subdir(const stdfs::path& channel, const std::string& name, fs::FileKind kind) {
+    SubdirReport r;
+    r.subdir = name;
+    r.repodata = channel / name / repodata_name;
+    r.excluded.push_back({"", fmt::format("is {}, not a directory: not indexed (subdirs are never followed)",
+                                          fs::describe(kind))});
+    return r;
+}
+
+bool wanted_subdir(int fd, const std::string& name, const stdfs::path& dir) {
+    if (name == "noarch" || fs::kind_at(fd, repodata_name) != fs::FileKind::Missing) return true;
+    const auto names = fs::list_dir(fd, dir.string());
+    return std::any_of(names.begin(), names.end(), [](const auto& n) { return parse_package_file_name(n).has_value(); });
 }
 
 }  // namespace
 
 std::vector<SubdirReport> index_channel(const stdfs::path& channel, const IndexOptions& opt) {
-    if (!stdfs::is_directory(channel)) throw std::runtime_error(channel.string() + ": not a directory");
     if (opt.signing && opt.signing->key == nullptr) throw std::logic_error("index signing without a key");
-    std::vector<std::string> subdirs;
-    for (const auto& e : stdfs::directory_iterator(channel)) {
-        const std::string name = e.path().filename().string();
-        if (!e.is_directory() || e.is_symlink() || !is_subdir_name(name)) continue;
-        bool wanted = name == "noarch" || stdfs::exists(e.path() / "repodata.json");
-        for (const auto& f : stdfs::directory_iterator(e.path())) {
-            if (wanted) break;
-            wanted = parse_package_file_name(f.path().filename().string()).has_value();
-        }
-        if (wanted) subdirs.push_back(name);
+    fs::Fd root;
+    try {
+        root = fs::open_dir(channel);
+    } catch (const std::system_error& e) {
+        throw std::runtime_error(channel.string() + ": not a directory (" + e.code().message() + ")");
     }
-    if (std::find(subdirs.begin(), subdirs.end(), "noarch") == subdirs.end()) {
-        stdfs::create_directories(channel / "noarch");
-        subdirs.push_back("noarch");
-    }
-    std::sort(subdirs.begin(), subdirs.end());
+    if (fs::kind_at(root.get(), "noarch") == fs::FileKind::Missing && ::mkdirat(root.get(), "noarch", 0755) != 0 &&
+        errno != EEXIST)
+        throw fs::errno_error((channel / "noarch").string());
+    std::vector<std::string> names;
+    for (auto& n : fs::list_dir(root.get(), channel.string()))
+        if (is_subdir_name(n)) names.push_back(std::move(n));
+    std::sort(names.begin(), names.end());
     std::vector<SubdirReport> reports;
-    for (const auto& s : subdirs) reports.push_back(index_subdir(channel / s, s, opt));
+    for (const auto& name : names) {
+        fs::OpenedDir d = fs::open_dir_at(root.get(), name);
+        if (!d.fd) {
+            if (d.kind == fs::FileKind::Symlink || name == "noarch") reports.push_back(refused_subdir(channel, name, d.kind));
+            continue;  // a plain file with a subdir's name is not a subdir
+        }
+        if (!wanted_subdir(d.fd.get(), name, channel / name)) continue;
+        reports.push_back(index_subdir(SubdirTarget{std::move(d.fd), channel / name, name}, opt));
+    }
     return reports;
 }
 

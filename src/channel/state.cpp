@@ -1,6 +1,9 @@
 #include <condaguard/channel/state.hpp>
 
 #include <condaguard/sys/fs.hpp>
+#include <condaguard/sys/json.hpp>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstdlib>
@@ -46,10 +49,14 @@ nlohmann::json StateStore::load() const {
                     {"locations", nlohmann::json::object()}};
         throw std::runtime_error(path.string() + " " + e.what());
     }
-    auto r = fs::read_capped(f.fd.get(), 64 << 20, path.string());
-    auto j = nlohmann::json::parse(r.data, nullptr, false);
+    nlohmann::json j;
+    try {
+        j = read_json(f.fd.get(), JsonLimits{.max_bytes = max_state_json_bytes}, path.string());
+    } catch (const JsonError& e) {
+        throw std::runtime_error(path.string() + ": state file is damaged (" + e.what() + "); inspect it or remove it with care");
+    }
     // A damaged state file must not silently reset rollback protection.
-    if (r.too_big || j.is_discarded() || !j.is_object() || j.value("format", 0) != state_format ||
+    if (!j.is_object() || j.value("format", 0) != state_format ||
         !j.contains("channels") || !j["channels"].is_object() || !j.contains("locations") ||
         !j["locations"].is_object())
         throw std::runtime_error(path.string() + ": state file is damaged; inspect it or remove it with care");
@@ -71,6 +78,39 @@ std::optional<std::string> StateStore::channel_at(const std::string& location) c
     return it->get<std::string>();
 }
 
+namespace {
+
+constexpr const char* location_subdirs_key = "location_subdirs";
+
+// DIR/state.json's "location_subdirs" (absent in files written before it existed).
+const nlohmann::json& location_subdirs(const nlohmann::json& j, const std::filesystem::path& dir) {
+    static const nlohmann::json none = nlohmann::json::object();
+    auto it = j.find(location_subdirs_key);
+    if (it == j.end()) return none;
+    if (!it->is_object())
+        throw std::runtime_error((dir / "state.json").string() + ": state file is damaged; inspect it or remove it with care");
+    return *it;
+}
+
+}  // namespace
+
+std::vector<std::string> StateStore::subdirs_at(const std::string& location) const {
+    const auto j = load();
+    std::vector<std::string> out;
+    const auto& per_location = location_subdirs(j, dir_);
+    if (auto it = per_location.find(location); it != per_location.end()) {
+        if (!it->is_array()) throw std::runtime_error((dir_ / "state.json").string() + ": state file is damaged");
+        for (const auto& s : *it)
+            if (s.is_string()) out.push_back(s.get<std::string>());
+    } else if (auto ch = channel_at(location)) {
+        if (auto c = j["channels"].find(*ch); c != j["channels"].end() && c->is_object())
+            for (const auto& [subdir, seen] : c->items()) out.push_back(subdir);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
 void StateStore::record(const std::string& location, const std::string& channel, const std::string& subdir,
                         const SeenIndex& seen) {
     StateLock lock(dir_);
@@ -79,6 +119,10 @@ void StateStore::record(const std::string& location, const std::string& channel,
     if (!e.is_object() || e.value("version", std::int64_t{0}) <= seen.version)
         e = {{"version", seen.version}, {"sha256", seen.sha256}, {"signed_at", seen.signed_at}};
     j["locations"][location] = channel;
+    location_subdirs(j, dir_);  // refuses a damaged entry before it is extended
+    auto& subdirs = j[location_subdirs_key][location];
+    if (!subdirs.is_array()) subdirs = nlohmann::json::array();
+    if (std::find(subdirs.begin(), subdirs.end(), subdir) == subdirs.end()) subdirs.push_back(subdir);
     fs::write_atomic(dir_ / "state.json", j.dump(2) + "\n", 0600, false);
 }
 
@@ -88,6 +132,8 @@ bool StateStore::reset(const std::string& channel) {
     bool known = j["channels"].erase(channel) > 0;
     for (auto it = j["locations"].begin(); it != j["locations"].end();) {
         if (*it == channel) {
+            if (j.contains(location_subdirs_key) && j[location_subdirs_key].is_object())
+                j[location_subdirs_key].erase(it.key());
             it = j["locations"].erase(it);
             known = true;
         } else {

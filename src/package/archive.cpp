@@ -3,6 +3,7 @@
 #include <lib/archive/handles.hpp>
 #include <lib/openssl/handles.hpp>
 #include <condaguard/sys/fs.hpp>
+#include <condaguard/sys/json.hpp>
 
 #include <fmt/format.h>
 
@@ -166,8 +167,13 @@ std::optional<nlohmann::json> walk_tar(archive* a, const std::string& what) {
         if (path == "info/index.json" && archive_entry_filetype(e) == AE_IFREG) {
             if (index) throw CorruptPackage(what + ": info/index.json appears twice");
             const std::string text = read_entry_capped(a, what);
-            auto j = nlohmann::json::parse(text, nullptr, false);
-            if (j.is_discarded() || !j.is_object())
+            nlohmann::json j;
+            try {
+                j = parse_json(text, JsonLimits{.max_bytes = max_index_json_bytes});
+            } catch (const JsonError& e) {
+                throw CorruptPackage(what + ": info/index.json: " + e.what());
+            }
+            if (!j.is_object())
                 throw CorruptPackage(what + ": info/index.json is not a JSON object");
             index = std::move(j);
         } else {

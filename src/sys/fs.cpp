@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <dirent.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -160,6 +162,89 @@ void write_atomic(const std::filesystem::path& path, std::string_view data, mode
     } catch (...) {
         ::unlink(tmp.c_str());
         throw;
+    }
+}
+
+void write_atomic_at(int dirfd, const std::string& name, std::string_view data, mode_t mode, bool exclusive,
+                     const std::filesystem::path& display) {
+    if (name.empty() || name.find('/') != name.npos) throw std::invalid_argument("write_atomic_at: bad name " + name);
+    Fd fd;
+    std::string tmp;
+    for (int attempt = 0; !fd; ++attempt) {
+        unsigned char rnd[8];
+        if (::getrandom(rnd, sizeof rnd, 0) != static_cast<ssize_t>(sizeof rnd))
+            throw errno_error("getrandom for a temporary file beside " + display.string());
+        tmp = "." + name + ".tmp.";
+        for (const unsigned char c : rnd) tmp += "0123456789abcdef"[c >> 4], tmp += "0123456789abcdef"[c & 15];
+        fd = open_at_raw(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+        if (!fd && (errno != EEXIST || attempt > 16))
+            throw errno_error("cannot create a temporary file beside " + display.string());
+    }
+    try {
+        if (::fchmod(fd.get(), mode) != 0) throw errno_error("chmod " + tmp);
+        write_all(fd.get(), data, "write " + tmp);
+        if (::fsync(fd.get()) != 0) throw errno_error("fsync " + tmp);
+        fd.reset();
+        if (exclusive) {
+            if (::linkat(dirfd, tmp.c_str(), dirfd, name.c_str(), 0) != 0) throw errno_error(display.string());
+            ::unlinkat(dirfd, tmp.c_str(), 0);
+        } else if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
+            throw errno_error("rename to " + display.string());
+        }
+    } catch (...) {
+        ::unlinkat(dirfd, tmp.c_str(), 0);
+        throw;
+    }
+}
+
+Fd open_dir(const std::filesystem::path& path) {
+    Fd fd = open_raw(path, O_RDONLY | O_DIRECTORY);
+    if (!fd) throw errno_error(path.string());
+    return fd;
+}
+
+FileKind kind_at(int dirfd, const std::string& name) {
+    struct stat st {};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) return FileKind::Missing;
+        throw errno_error(name);
+    }
+    return kind_of(st.st_mode);
+}
+
+OpenedDir open_dir_at(int dirfd, const std::string& name) {
+    if (name.empty() || name.find('/') != name.npos || name == "." || name == "..") return {Fd(), FileKind::Missing};
+    Fd fd = open_at_raw(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd) return {std::move(fd), FileKind::Directory};
+    const int err = errno;
+    if (err != ENOENT && err != ENOTDIR && err != ELOOP) throw std::system_error(err, std::generic_category(), name);
+    const FileKind k = kind_at(dirfd, name);
+    // Replaced by a directory between the two calls: still refuse, as something else.
+    return {Fd(), k == FileKind::Directory ? FileKind::Other : k};
+}
+
+std::vector<std::string> list_dir(int dirfd, const std::string& what) {
+    const int dup_fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) throw errno_error(what);
+    DIR* d = ::fdopendir(dup_fd);
+    if (d == nullptr) {
+        const int err = errno;
+        ::close(dup_fd);
+        throw std::system_error(err, std::generic_category(), what);
+    }
+    ::rewinddir(d);
+    std::vector<std::string> names;
+    for (;;) {
+        errno = 0;
+        const dirent* e = ::readdir(d);
+        if (e == nullptr) {
+            const int err = errno;
+            ::closedir(d);
+            if (err != 0) throw std::system_error(err, std::generic_category(), what);
+            return names;
+        }
+        const std::string_view n = e->d_name;
+        if (n != "." && n != "..") names.emplace_back(n);
     }
 }
 

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <sys/stat.h>
 
 using namespace condaguard;
@@ -250,4 +251,82 @@ TEST_F(Index, RealChannelRecordsMatchUpstream) {
             }
         }
     }
+}
+
+// ---- writes stay inside the channel ----
+// Named A16 (symlink escape): the same escape as an archive member, here
+// through the channel's own folders and files instead of a package's.
+
+namespace {
+
+// Every file under `dir`, with its bytes, to show nothing there changed.
+std::map<std::string, std::string> snapshot(const stdfs::path& dir) {
+    std::map<std::string, std::string> out;
+    for (const auto& e : stdfs::recursive_directory_iterator(dir))
+        if (e.is_regular_file()) out[e.path().string()] = read_file(e.path());
+    return out;
+}
+
+}  // namespace
+
+TEST_F(Index, A16_symlinked_subdir_is_reported_not_followed) {
+    TempDir outside;
+    build_package(outside / "linux-64", PackageSpec{.name = "zeta", .build = "h0_0", .subdir = "linux-64"});
+    stdfs::remove_all(ch() / "linux-64");
+    stdfs::create_directory_symlink(outside / "linux-64", ch() / "linux-64");
+    const auto before = snapshot(outside.path());
+    auto reports = run();
+    EXPECT_EQ(snapshot(outside.path()), before);
+    ASSERT_EQ(reports.size(), 2u);
+    EXPECT_EQ(reports[0].subdir, "linux-64");
+    ASSERT_EQ(reports[0].excluded.size(), 1u);
+    EXPECT_NE(reports[0].excluded[0].reason.find("is a symbolic link, not a directory"), std::string::npos);
+}
+
+TEST_F(Index, A16_symlinked_noarch_is_not_written_through) {
+    TempDir outside;
+    stdfs::remove_all(ch() / "noarch");
+    stdfs::create_directories(outside / "noarch");
+    stdfs::create_directory_symlink(outside / "noarch", ch() / "noarch");
+    auto reports = run();
+    EXPECT_TRUE(stdfs::is_empty(outside / "noarch"));
+    ASSERT_EQ(reports.size(), 2u);
+    EXPECT_EQ(reports[1].subdir, "noarch");
+    EXPECT_EQ(reports[1].excluded.size(), 1u);
+}
+
+TEST_F(Index, A16_symlinked_cache_repodata_or_sig_refuses_the_run) {
+    const auto& k = cached_key(KeyType::Ed25519, 0);
+    for (const std::string planted : {".cache", "repodata.json", "repodata.json.sig", ".cache/condaguard-index.json",
+                                      "alpha-1.0-0.conda.sig"}) {
+        SCOPED_TRACE(planted);
+        TempDir outside;
+        write_file(outside / "target", "outside\n");
+        stdfs::create_directories(outside / "dir");
+        run(signing(k, true));  // a complete signed channel first
+        const auto p = ch() / "noarch" / planted;
+        stdfs::remove_all(p);
+        if (planted == ".cache") stdfs::create_directory_symlink(outside / "dir", p);
+        else stdfs::create_symlink(outside / "target", p);
+        const auto before = snapshot(outside.path());
+        EXPECT_THROW(run(signing(k, true)), std::runtime_error);
+        EXPECT_EQ(snapshot(outside.path()), before);
+        EXPECT_TRUE(stdfs::is_symlink(p)) << "left in place for the owner to see";
+        stdfs::remove(p);
+    }
+}
+
+TEST_F(Index, A25_package_index_json_with_a_duplicate_key_is_left_out) {
+    build_package(ch() / "noarch",
+                  PackageSpec{.name = "dup",
+                              .format = PackageFormat::TarBz2,
+                              .files = {{"info/index.json", R"({"name": "dup", "version": "1.0", "build": "0",)"
+                                                            R"( "build_number": 0, "depends": [], "subdir": "noarch",)"
+                                                            R"( "nam\u0065": "other"})"}},
+                              .with_index_json = false});
+    auto reports = run();
+    EXPECT_FALSE(repodata("noarch")["packages"].contains("dup-1.0-0.tar.bz2"));
+    ASSERT_EQ(reports[1].excluded.size(), 1u);
+    EXPECT_NE(reports[1].excluded[0].reason.find("info/index.json: duplicate key 'name'"), std::string::npos)
+        << reports[1].excluded[0].reason;
 }

@@ -309,3 +309,127 @@ TEST_F(Channel, IndexOnlySkipsPackages) {
     ASSERT_EQ(rs.size(), 2u);
     EXPECT_EQ(rs[0].verdict, Verdict::Valid);
 }
+
+// ---- one meaning per signed index (A25) and bounded parsing (A12) ----
+
+namespace {
+
+// A signed noarch index with `packages_body` as its "packages" object text
+// and `extra_top` before it, signed by the channel key.
+std::string index_text(const std::string& packages_body, const std::string& guard_extra = "",
+                       const std::string& extra_top = "") {
+    return R"({"info": {"subdir": "noarch", "guard": {"channel": "example", "subdir": "noarch", "version": 7,)"
+           R"( "signed_at": "2026-11-25T10:00:00Z", "expires": "2026-11-25T22:00:00Z")" +
+           guard_extra + "}}, " + extra_top + R"("packages": {)" + packages_body + "}}";
+}
+
+const std::string rec_a = R"("a-1.0-0.tar.bz2": {"name": "a", "version": "1.0", "build": "0", "sha256": "x", "size": 5})";
+
+}  // namespace
+
+class SignedText : public Channel {
+protected:
+    Result verify_text(const std::string& text) {
+        write_file(rd(), text);
+        write_file(rd().string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(text))));
+        KeyStore store(keys_.keys());
+        Verifier v(store);
+        StateStore state(t_ / "state");
+        return verify_index(ch() / "noarch", "noarch", "here", v, state, policy_).result;
+    }
+    void expect_invalid(const std::string& text, const std::string& fragment) {
+        Result r = verify_text(text);
+        EXPECT_EQ(to_string(r.verdict), "INVALID") << r.reason;
+        EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
+        EXPECT_EQ(r.reason.find(r.path), std::string::npos) << "the reason repeats the path: " << r.reason;
+    }
+};
+
+TEST_F(SignedText, ControlIsValid) { EXPECT_EQ(verify_text(index_text(rec_a)).verdict, Verdict::Valid); }
+
+TEST_F(SignedText, A25_duplicate_packages_conda_key_via_escape) {
+    expect_invalid(index_text(rec_a, "", R"("packages.conda": {}, "packages.cond\u0061": {}, )"),
+                   "duplicate key 'packages.conda' in the top level");
+}
+
+TEST_F(SignedText, A25_duplicate_record_keys_inside_packages) {
+    const std::string rec_a_escaped =
+        R"("a-1.0-0.tar.b\u007a2": {"name": "a", "version": "1.0", "build": "0", "sha256": "y", "size": 6})";
+    expect_invalid(index_text(rec_a + ", " + rec_a_escaped), "duplicate key 'a-1.0-0.tar.bz2' in packages");
+    // Out of order first, so the check is not only "each key after the one before".
+    const std::string rec_b = R"("b-1.0-0.tar.bz2": {"name": "b", "version": "1.0", "build": "0", "sha256": "x", "size": 5})";
+    expect_invalid(index_text(rec_b + ", " + rec_a + ", " + rec_b), "duplicate key 'b-1.0-0.tar.bz2' in packages");
+}
+
+TEST_F(SignedText, A25_duplicate_field_inside_one_record) {
+    expect_invalid(index_text(R"("a-1.0-0.tar.bz2": {"sha256": "x", "name": "a", "sha256": "y", "size": 5})"),
+                   "duplicate key 'sha256' in packages/a-1.0-0.tar.bz2");
+    // Anything nested inside a record is checked too.
+    expect_invalid(index_text(R"("a-1.0-0.tar.bz2": {"sha256": "x", "extra": [{"k": 1, "\u006b": 2}]})"),
+                   "duplicate key 'k'");
+}
+
+TEST_F(SignedText, A25_duplicate_key_inside_info_guard) {
+    expect_invalid(index_text(rec_a, R"(, "versio\u006e": 99)"), "duplicate key 'version' in info/guard");
+}
+
+TEST_F(SignedText, A12_depth_bomb_refused_quickly) {
+    Deadline d(10);
+    const std::size_t deep = 100'000;
+    expect_invalid(index_text(rec_a, "", R"("bomb": )" + std::string(deep, '[') + std::string(deep, ']') + ", "),
+                   "not valid JSON");
+}
+
+TEST_F(SignedText, A12_oversize_index) {
+    policy_.max_index_bytes = 1000;
+    expect_invalid(index_text(rec_a, "", R"("pad": ")" + std::string(2000, ' ') + R"(", )"),
+                   "over the limit of 1000");
+}
+
+// ---- nothing skipped silently (A1, A11) ----
+
+TEST_F(Channel, A1_subdir_replaced_by_a_symlink_to_a_valid_copy) {
+    EXPECT_EQ(index_result("linux-64").verdict, Verdict::Valid);  // seen signed
+    stdfs::rename(ch() / "linux-64", t_ / "copy");
+    stdfs::create_directory_symlink(t_ / "copy", ch() / "linux-64");
+    expect_index(Verdict::Invalid, "subdir linux-64 is a symbolic link (subdirs are never followed); channel "
+                                   "'example' was signed here before", "linux-64");
+    // Even one never seen before is reported, not skipped.
+    stdfs::create_directory_symlink(t_ / "copy", ch() / "osx-64");
+    expect_index(Verdict::Invalid, "subdir osx-64 is a symbolic link", "osx-64");
+}
+
+TEST_F(Channel, A1_subdir_deleted) {
+    EXPECT_EQ(index_result("linux-64").verdict, Verdict::Valid);
+    stdfs::remove_all(ch() / "linux-64");
+    expect_index(Verdict::MissingSig, "subdir linux-64 is gone; channel 'example' was signed here before", "linux-64");
+    EXPECT_EQ(index_result("noarch").verdict, Verdict::Valid);
+}
+
+TEST_F(Channel, A1_subdir_index_deleted_or_unsigned) {
+    EXPECT_EQ(index_result("linux-64").verdict, Verdict::Valid);
+    stdfs::remove(rd("linux-64").string() + ".sig");
+    expect_index(Verdict::MissingSig, "refusing the downgrade", "linux-64");
+    stdfs::remove(rd("linux-64"));
+    expect_index(Verdict::MissingSig, "index is missing, but subdir linux-64 was signed here before", "linux-64");
+}
+
+TEST_F(Channel, A11_subdir_replaced_by_a_file) {
+    EXPECT_EQ(index_result("linux-64").verdict, Verdict::Valid);
+    stdfs::remove_all(ch() / "linux-64");
+    write_file(ch() / "linux-64", "not a directory");
+    expect_index(Verdict::Invalid, "subdir linux-64 is a regular file, not a directory", "linux-64");
+}
+
+TEST_F(Channel, A1_report_lists_the_union_of_remembered_and_present_subdirs) {
+    verify();
+    stdfs::remove_all(ch() / "linux-64");
+    KeyStore store(keys_.keys());
+    Verifier v(store);
+    StateStore state(t_ / "state");
+    const ChannelReport report = verify_channel(ch(), v, state, policy_);
+    ASSERT_EQ(report.subdirs.size(), 2u);
+    EXPECT_EQ(report.subdirs[0].subdir, "linux-64");
+    EXPECT_EQ(report.subdirs[0].index.verdict, Verdict::MissingSig);
+    EXPECT_EQ(report.subdirs[1].subdir, "noarch");
+}

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace condaguard::fs {
 
@@ -89,5 +90,32 @@ void write_all(int fd, std::string_view data, const std::string& what);
 // Writes `data` to a temporary file beside `path` (mode `mode`), fsyncs it and
 // renames it over `path`. With `exclusive`, fails (EEXIST) when `path` exists.
 void write_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode, bool exclusive);
+
+// The same, inside the directory `dirfd`: the temporary file and the rename
+// stay in that directory (openat/renameat/linkat), so a writer that reached
+// `dirfd` without following links never writes anywhere else. `name` has
+// no '/'; a symbolic link at `name` is replaced, never followed.
+void write_atomic_at(int dirfd, const std::string& name, std::string_view data, mode_t mode, bool exclusive,
+                     const std::filesystem::path& display);
+
+// Opens a directory the user named (O_RDONLY | O_DIRECTORY: links in the
+// path are followed, as for any argument). Throws std::system_error.
+Fd open_dir(const std::filesystem::path& path);
+
+// `name` inside `dirfd`, opened as a directory without following a link
+// (O_NOFOLLOW | O_DIRECTORY). `kind` is Directory when `fd` is open, else
+// what was found there (Missing, Symlink, Regular, ...).
+struct OpenedDir {
+    Fd fd;
+    FileKind kind = FileKind::Missing;
+};
+OpenedDir open_dir_at(int dirfd, const std::string& name);
+
+// What `name` inside `dirfd` is, without following a link.
+FileKind kind_at(int dirfd, const std::string& name);
+
+// The names in the directory `dirfd` (not "." and ".."), read through a
+// duplicate of it; `dirfd` itself is left as it was.
+std::vector<std::string> list_dir(int dirfd, const std::string& what);
 
 }  // namespace condaguard::fs
