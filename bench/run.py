@@ -4,6 +4,7 @@
   2. peak RSS of that verification (target <= 32 MB)
   3. 2,000 small signed files verified in one call against one call of the old
      verifier reimplemented in Python (bench/old_verify.py) (target >= 20x faster)
+Exits 1 when a figure misses its target (after printing every figure).
 Usage: bench/run.py PATH/TO/conda-sign [--big-mib N] [--small N] [--runs N]"""
 
 import argparse
@@ -65,12 +66,17 @@ def main():
         rss = peak_rss_kib(verify + [big], env)
         mib = a.big_mib
         ratio = t_openssl / t_verify
+        missed = 0
+        met = ratio >= 0.95
+        missed += not met
         print("verify %d MiB: conda-sign %.3f s (%.0f MiB/s), openssl dgst -sha256 %.3f s (%.0f MiB/s): "
               "%.2fx openssl's throughput (target >= 0.95x) %s"
               % (mib, t_verify, mib / t_verify, t_openssl, mib / t_openssl, ratio,
-                 "PASS" if ratio >= 0.95 else "MISS"))
+                 "PASS" if met else "MISS"))
+        met = rss / 1024 <= 32
+        missed += not met
         print("peak RSS verifying %d MiB: %.1f MB (target <= 32 MB) %s"
-              % (mib, rss / 1024, "PASS" if rss / 1024 <= 32 else "MISS"))
+              % (mib, rss / 1024, "PASS" if met else "MISS"))
         os.unlink(big)
 
         # 3: many small files in one call, against the old verifier in Python.
@@ -88,10 +94,18 @@ def main():
         t_ours = best_of(a.runs, verify + paths, env)
         t_py = best_of(a.runs, ["/usr/bin/python3", os.path.join(HERE, "old_verify.py"), keys] + paths)
         speedup = t_py / t_ours
+        met = speedup >= 20
+        missed += not met
         print("verify %d small files in one call: conda-sign %.3f s, old verifier in Python %.3f s: "
               "%.1fx faster (target >= 20x) %s"
-              % (a.small, t_ours, t_py, speedup, "PASS" if speedup >= 20 else "MISS"))
+              % (a.small, t_ours, t_py, speedup, "PASS" if met else "MISS"))
+    if missed:
+        print("verify benchmark: %d of 3 figures missed their targets" % missed)
+        return 1
+    print("verify benchmark: every figure met its target")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
+    sys.exit(main())

@@ -1,24 +1,20 @@
 #include "support.hpp"
 
-#include <openssl/ec.h>
-#include <openssl/err.h>
+#include <condaguard/sys/process.hpp>
+#include <lib/openssl/handles.hpp>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include <array>
-#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <map>
-#include <csignal>
-#include <poll.h>
 #include <sstream>
 #include <stdexcept>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace condaguard::test {
@@ -112,44 +108,41 @@ const PrivateKey& Keys::add(const std::string& name, KeyType type, unsigned bits
 }
 
 namespace {
-struct PkeyFree {
-    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
-};
-struct CtxFree {
-    void operator()(EVP_PKEY_CTX* p) const noexcept { EVP_PKEY_CTX_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-Pkey load_pem_private(const std::string& pem) {
-    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-    Pkey k{PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)};
-    BIO_free(bio);
-    if (!k) throw std::runtime_error("test: cannot load private key");
-    return k;
+ossl::Pkey load_pem_private(const std::string& pem) {
+    ossl::Bio bio{ossl::check_ptr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), "BIO_new_mem_buf")};
+    return ossl::Pkey{ossl::check_ptr(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
+                                      "test: PEM_read_bio_PrivateKey")};
+}
+
+ossl::Bio mem_bio() { return ossl::Bio{ossl::check_ptr(BIO_new(BIO_s_mem()), "BIO_new")}; }
+
+std::string contents(BIO* bio) {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    if (n < 0 || (n > 0 && data == nullptr)) ossl::fail("BIO_get_mem_data");
+    return std::string(data, static_cast<std::size_t>(n));
 }
 
 std::string pem_of(EVP_PKEY* k, bool priv) {
-    BIO* bio = BIO_new(BIO_s_mem());
+    ossl::Bio bio = mem_bio();
     if (priv)
-        PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
+        ossl::check(PEM_write_bio_PrivateKey(bio.get(), k, nullptr, nullptr, 0, nullptr, nullptr),
+                    "PEM_write_bio_PrivateKey");
     else
-        PEM_write_bio_PUBKEY(bio, k);
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio, &data);
-    std::string out(data, static_cast<std::size_t>(n));
-    BIO_free(bio);
-    return out;
+        ossl::check(PEM_write_bio_PUBKEY(bio.get(), k), "PEM_write_bio_PUBKEY");
+    return contents(bio.get());
 }
 
 EVP_PKEY* ec_key() {
-    static Pkey k{EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")};
+    static const ossl::Pkey k{ossl::check_ptr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), "EC keygen")};
     return k.get();
 }
 }  // namespace
 
 std::vector<unsigned char> raw_rsa_sign(const PrivateKey& key, const Sha256Digest& digest, RawScheme scheme) {
-    Pkey k = load_pem_private(key.to_pem());
-    std::unique_ptr<EVP_PKEY_CTX, CtxFree> ctx{EVP_PKEY_CTX_new(k.get(), nullptr)};
+    ossl::Pkey k = load_pem_private(key.to_pem());
+    ossl::PkeyCtx ctx{ossl::check_ptr(EVP_PKEY_CTX_new(k.get(), nullptr), "EVP_PKEY_CTX_new")};
     bool ok = EVP_PKEY_sign_init(ctx.get()) == 1 && EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) == 1;
     switch (scheme) {
     case RawScheme::Pkcs1v15: ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1; break;
@@ -176,67 +169,37 @@ std::string ec_private_pem() { return pem_of(ec_key(), true); }
 std::string ec_public_pem() { return pem_of(ec_key(), false); }
 
 std::string rsa_private_pem_pkcs8_encrypted(const PrivateKey& key) {
-    Pkey k = load_pem_private(key.to_pem());
-    BIO* bio = BIO_new(BIO_s_mem());
+    ossl::Pkey k = load_pem_private(key.to_pem());
+    ossl::Bio bio = mem_bio();
     static char pass[] = "secret";
-    PEM_write_bio_PKCS8PrivateKey(bio, k.get(), EVP_aes_256_cbc(), pass, 6, nullptr, nullptr);
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio, &data);
-    std::string out(data, static_cast<std::size_t>(n));
-    BIO_free(bio);
-    return out;
+    ossl::check(PEM_write_bio_PKCS8PrivateKey(bio.get(), k.get(), EVP_aes_256_cbc(), pass, 6, nullptr, nullptr),
+                "PEM_write_bio_PKCS8PrivateKey");
+    return contents(bio.get());
 }
 
 RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env,
               const std::string& stdin_data) {
-    int out_pipe[2], err_pipe[2], in_pipe[2];
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 || ::pipe2(in_pipe, O_CLOEXEC) != 0)
-        throw std::runtime_error("pipe failed");
-    pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        ::dup2(in_pipe[0], 0);
-        ::dup2(out_pipe[1], 1);
-        ::dup2(err_pipe[1], 2);
-        for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    ::close(out_pipe[1]);
-    ::close(err_pipe[1]);
-    ::close(in_pipe[0]);
-    if (!stdin_data.empty()) (void)!::write(in_pipe[1], stdin_data.data(), stdin_data.size());
-    ::close(in_pipe[1]);
-    RunResult r;
-    std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
-    int open_fds = 2;
-    char buf[65536];
-    while (open_fds > 0) {
-        if (::poll(fds.data(), fds.size(), -1) < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        for (auto& p : fds) {
-            if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP))) continue;
-            ssize_t n = ::read(p.fd, buf, sizeof buf);
-            if (n <= 0) {
-                ::close(p.fd);
-                p.fd = -1;
-                --open_fds;
-            } else {
-                (p.fd == out_pipe[0] ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
-            }
-        }
-    }
-    int status = 0;
-    struct rusage ru {};
-    ::wait4(pid, &status, 0, &ru);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.max_rss_kib = ru.ru_maxrss;
-    return r;
+    std::vector<std::string> inherited;
+    for (char** e = environ; *e != nullptr; ++e) inherited.emplace_back(*e);
+    auto outcome = process::run({
+        .argv = argv,
+        .env = process::with_overrides(inherited, env),
+        .stdin_data = stdin_data,
+        .timeout = kCommandTimeout,
+    });
+    const std::string what = argv.empty() ? std::string() : argv.front();
+    if (outcome.ending == process::Ending::TimedOut)
+        throw std::runtime_error(what + " did not finish within " + std::to_string(kCommandTimeout.count()) +
+                                 " s and was killed");
+    if (outcome.out.dropped != 0 || outcome.err.dropped != 0)
+        throw std::runtime_error(what + " wrote more than " + std::to_string(process::kDefaultOutputCap) +
+                                 " bytes to stdout or stderr");
+    return RunResult{
+        .status = outcome.shell_status(),
+        .out = std::move(outcome.out.data),
+        .err = std::move(outcome.err.data),
+        .max_rss_kib = outcome.max_rss_kib,
+    };
 }
 
 std::string conda_sign_exe() {

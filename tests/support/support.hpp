@@ -5,6 +5,7 @@
 #include <condaguard/trust/digest.hpp>
 #include <condaguard/trust/keys.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -72,7 +73,14 @@ struct RunResult {
     long max_rss_kib = 0;
 };
 
-// Runs a program with arguments and extra environment (NAME=VALUE), no shell.
+// How long a command run by the tests may take before it is killed and the
+// test fails (a hung command must not stall the suite).
+inline constexpr std::chrono::seconds kCommandTimeout{60};
+
+// Runs a program (argv[0] is its path) with arguments, no shell, with this
+// process's environment plus `env` (NAME=VALUE, each replacing NAME), through
+// process::run. Throws std::runtime_error when it runs past kCommandTimeout
+// or writes more than process::kDefaultOutputCap to stdout or stderr.
 RunResult run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
               const std::string& stdin_data = {});
 

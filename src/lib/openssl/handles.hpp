@@ -2,6 +2,8 @@
 #pragma once
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
@@ -22,6 +24,19 @@ using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
 using Md = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
 using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
+using EncoderCtx = std::unique_ptr<OSSL_ENCODER_CTX, Deleter<OSSL_ENCODER_CTX_free>>;
+
+// Memory OpenSSL allocated for us (PEM_read_bio's name, header and data,
+// i2d_*'s output, OSSL_ENCODER_to_data's buffer). OPENSSL_free is a macro, so
+// it cannot be a Deleter<> argument. Take ownership right after the call:
+//     unsigned char* raw = nullptr;
+//     const int n = i2d_PUBKEY(pkey, &raw);
+//     ossl::Buffer<unsigned char> buf{raw};
+struct OpensslFree {
+    void operator()(void* p) const noexcept { OPENSSL_free(p); }
+};
+template <class T>
+using Buffer = std::unique_ptr<T, OpensslFree>;
 
 // Drains OpenSSL's error queue into one line ("what: lib reason; ...").
 std::string drain_errors(const std::string& what);
