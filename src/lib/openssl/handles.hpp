@@ -2,8 +2,11 @@
 #pragma once
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include <memory>
 #include <stdexcept>
@@ -22,6 +25,11 @@ using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;
 using Md = std::unique_ptr<EVP_MD, Deleter<EVP_MD_free>>;
 using Bio = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
+using Bn = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
+using BnCtx = std::unique_ptr<BN_CTX, Deleter<BN_CTX_free>>;
+using EncoderCtx = std::unique_ptr<OSSL_ENCODER_CTX, Deleter<OSSL_ENCODER_CTX_free>>;
+using ParamBld = std::unique_ptr<OSSL_PARAM_BLD, Deleter<OSSL_PARAM_BLD_free>>;
+using Params = std::unique_ptr<OSSL_PARAM, Deleter<OSSL_PARAM_free>>;
 
 // Drains OpenSSL's error queue into one line ("what: lib reason; ...").
 std::string drain_errors(const std::string& what);
