@@ -2,6 +2,9 @@
 
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/json.hpp>
+#include <condaguard/sys/secure_dir.hpp>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 
@@ -11,6 +14,7 @@
 #include <stdexcept>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace condaguard {
 
@@ -18,17 +22,44 @@ namespace {
 
 constexpr int state_format = 1;
 
+// The state directory and its ancestors must be the user's or root's and not
+// writable by group or others (sys/secure_dir.hpp), as must each state file:
+// whoever can change them can undo rollback protection.
+std::runtime_error unsafe_state_dir(const std::filesystem::path& dir, const fs::UnsafeDirectory& e) {
+    if (e.fault().path == dir) return std::runtime_error("state directory " + e.fault().why);
+    return std::runtime_error(fmt::format("state directory {} is not safe: {}", dir.string(), e.what()));
+}
+
+fs::Fd open_state_dir(const std::filesystem::path& dir, fs::CreateMissing create) {
+    try {
+        return fs::open_secure_dir(dir, create);
+    } catch (const fs::UnsafeDirectory& e) {
+        throw unsafe_state_dir(dir, e);
+    }
+}
+
+void check_state_file(const std::filesystem::path& path, const struct stat& st) {
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+        throw std::runtime_error(fmt::format("{} is owned by uid {}, not by you or root", path.string(), st.st_uid));
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        throw std::runtime_error(fmt::format("{} is writable by group or others (mode {:04o})", path.string(),
+                                             st.st_mode & 07777));
+}
+
 // Holds an exclusive flock on DIR/state.lock for a read-modify-write.
 class StateLock {
 public:
     explicit StateLock(const std::filesystem::path& dir) {
-        std::error_code ec;
-        std::filesystem::create_directories(dir, ec);
-        ::chmod(dir.c_str(), 0700);
-        fd_ = fs::open_raw(dir / "state.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-        if (!fd_) throw fs::errno_error((dir / "state.lock").string());
+        const fs::Fd dirfd = open_state_dir(dir, fs::CreateMissing::Yes);
+        const auto path = dir / "state.lock";
+        fd_ = fs::open_at_raw(dirfd.get(), "state.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+        if (!fd_) throw fs::errno_error(path.string());
+        const struct stat st = fs::fstat_or_throw(fd_.get(), path.string());
+        if (!S_ISREG(st.st_mode))
+            throw fs::NotRegularFile(fs::kind_of(st.st_mode), path.string());
+        check_state_file(path, st);
         while (::flock(fd_.get(), LOCK_EX) != 0) {
-            if (errno != EINTR) throw fs::errno_error("flock " + (dir / "state.lock").string());
+            if (errno != EINTR) throw fs::errno_error("flock " + path.string());
         }
     }
 
@@ -40,15 +71,25 @@ private:
 
 nlohmann::json StateStore::load() const {
     const auto path = dir_ / "state.json";
+    const auto empty = [] {
+        return nlohmann::json{{"format", state_format}, {"channels", nlohmann::json::object()},
+                              {"locations", nlohmann::json::object()}};
+    };
+    fs::Fd dirfd;
+    try {
+        dirfd = fs::open_secure_dir(dir_);
+    } catch (const fs::UnsafeDirectory& e) {
+        if (e.fault().kind == fs::DirFaultKind::Missing) return empty();  // nothing seen yet
+        throw unsafe_state_dir(dir_, e);
+    }
     fs::OpenedFile f;
     try {
-        f = fs::open_untrusted(path);
+        f = fs::open_untrusted_at(dirfd.get(), "state.json", path);
     } catch (const fs::NotRegularFile& e) {
-        if (e.kind() == fs::FileKind::Missing)
-            return {{"format", state_format}, {"channels", nlohmann::json::object()},
-                    {"locations", nlohmann::json::object()}};
+        if (e.kind() == fs::FileKind::Missing) return empty();
         throw std::runtime_error(path.string() + " " + e.what());
     }
+    check_state_file(path, f.st);
     nlohmann::json j;
     try {
         j = read_json(f.fd.get(), JsonLimits{.max_bytes = max_state_json_bytes}, path.string());

@@ -66,10 +66,14 @@ int run_keygen(const Options& o) {
     const KeyType type = o.type == "ed25519" ? KeyType::Ed25519 : KeyType::Rsa;
     const unsigned bits = o.size.value_or(default_rsa_bits);
     if (type == KeyType::Rsa && bits < default_min_rsa_bits)
-        throw CommandError(2, fmt::format("--size {}: RSA keys under {} bits are refused", bits, default_min_rsa_bits));
+        throw CommandError(2, fmt::format("--size {}: RSA keys under {} bits are refused for new keys "
+                                          "(--min-key-bits admits smaller old keys only to verify)",
+                                          bits, default_min_rsa_bits));
     if (type == KeyType::Ed25519 && o.size)
         throw CommandError(2, "--size applies to RSA keys only");
     const KeyStore store = o.keys.store(prog);
+    // Refuse a bad name or an existing pair before saying or doing anything.
+    with_key_verdict([&] { store.check_can_store(name, o.force); });
     if (!o.json) fmt::print("Generating public/private key pair...\n");
     const PrivateKey key = PrivateKey::generate(type, bits);
     print_stored(o, "keygen", name, store.store(name, key, o.force), key);
@@ -110,6 +114,7 @@ int run_sign(const Options& o) {
         }
         key.emplace(with_key_verdict([&] { return store.load_private(*name); }));
     }
+    with_key_verdict([&] { key->check_can_sign("key " + name->str()); });
     if (!o.json)
         fmt::print("Using private key '{}' ({}) for signing.\n", name->str(), key->public_key().fingerprint());
     nlohmann::json signed_files = nlohmann::json::array();

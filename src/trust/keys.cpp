@@ -3,6 +3,7 @@
 
 #include <lib/openssl/handles.hpp>
 #include <condaguard/sys/fs.hpp>
+#include <condaguard/sys/secure_dir.hpp>
 
 #include <fmt/format.h>
 #include <openssl/core_names.h>
@@ -12,6 +13,8 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <array>
+#include <dirent.h>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -29,6 +32,8 @@ struct PkeyHandle {
 std::string_view to_string(KeyType t) noexcept { return t == KeyType::Rsa ? "rsa" : "ed25519"; }
 
 namespace {
+
+constexpr std::string_view pub_suffix = ".pub";
 
 VerdictError bad_key(const std::string& origin, const std::string& why) {
     ERR_clear_error();
@@ -88,8 +93,7 @@ std::string spki_der(EVP_PKEY* pkey) {
 }
 
 std::string encode_pem(EVP_PKEY* pkey, int selection, const char* structure) {
-    using EncoderCtx = std::unique_ptr<OSSL_ENCODER_CTX, ossl::Deleter<OSSL_ENCODER_CTX_free>>;
-    EncoderCtx ctx{OSSL_ENCODER_CTX_new_for_pkey(pkey, selection, "PEM", structure, nullptr)};
+    ossl::EncoderCtx ctx{OSSL_ENCODER_CTX_new_for_pkey(pkey, selection, "PEM", structure, nullptr)};
     if (!ctx || OSSL_ENCODER_CTX_get_num_encoders(ctx.get()) == 0)
         ossl::fail(fmt::format("no PEM encoder for {}", structure));
     unsigned char* data = nullptr;
@@ -110,6 +114,94 @@ void set_pss_params(EVP_PKEY_CTX* ctx) {
     ossl::check(EVP_PKEY_CTX_set_signature_md(ctx, ossl::sha256()), "set signature digest");
     ossl::check(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, ossl::sha256()), "set MGF1 digest");
     ossl::check(EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, static_cast<int>(rsa_pss_salt_bytes)), "set PSS salt length");
+}
+
+// The small-order points of edwards25519, as 32-byte encodings of y with the
+// sign bit of x (bit 255) masked off: y = 0 (two points of order 4), 1 (the
+// identity), the two y of the four points of order 8, p-1 (order 2), and the
+// non-canonical p (= 0) and p+1 (= 1). With the sign bit, these are the 8
+// small-order points and their non-canonical encodings. The list is
+// libsodium's (ge25519_has_small_order in crypto_core/ed25519/ref10), which
+// follows "Taming the many EdDSAs" (Chalkias et al., 2020); we checked that
+// each decodable entry times 8 is the identity. A public key of small order
+// verifies forged signatures: with A = identity, R = identity and S = 0
+// verify every message.
+constexpr std::size_t ed25519_key_bytes = 32;
+constexpr std::array<std::array<unsigned char, ed25519_key_bytes>, 7> ed25519_small_order_y = {{
+    {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
+    {0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
+    {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0,
+     0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+    {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f,
+     0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+    {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+    {0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+}};
+
+bool is_small_order_ed25519(const std::array<unsigned char, ed25519_key_bytes>& key) {
+    for (const auto& y : ed25519_small_order_y) {
+        unsigned char diff = (key[31] & 0x7f) ^ y[31];
+        for (std::size_t i = 0; i < 31; ++i) diff |= key[i] ^ y[i];
+        if (diff == 0) return true;
+    }
+    return false;
+}
+
+// The reason OpenSSL gives for the last error, or `fallback`.
+std::string openssl_reason(const char* fallback) {
+    const unsigned long e = ERR_peek_last_error();
+    const char* r = e != 0 ? ERR_reason_error_string(e) : nullptr;
+    return r != nullptr ? r : fallback;
+}
+
+ossl::Bn rsa_param(EVP_PKEY* k, const char* name) {
+    BIGNUM* bn = nullptr;
+    ossl::check(EVP_PKEY_get_bn_param(k, name, &bn), "EVP_PKEY_get_bn_param");
+    return ossl::Bn{bn};
+}
+
+// Size first (cheap, and bounds the work below), then the faults that have a
+// name of their own, then OpenSSL's SP 800-56B public check for the rest.
+void check_rsa_key(EVP_PKEY* k, unsigned bits, const std::string& origin, const KeyPolicy& policy) {
+    if (bits > max_rsa_bits)
+        throw bad_key(origin, fmt::format("RSA key is {} bits, above the maximum of {}", bits, max_rsa_bits));
+    if (bits < policy.min_rsa_bits)
+        throw bad_key(origin, fmt::format("RSA key is {} bits, below the minimum of {} (--min-key-bits lowers it)",
+                                          bits, policy.min_rsa_bits));
+    const ossl::Bn n = rsa_param(k, OSSL_PKEY_PARAM_RSA_N);
+    const ossl::Bn e = rsa_param(k, OSSL_PKEY_PARAM_RSA_E);
+    if (BN_is_negative(n.get()) || BN_is_negative(e.get()))
+        throw bad_key(origin, "RSA modulus or exponent is negative");
+    if (BN_is_one(e.get()))
+        throw bad_key(origin, "RSA public exponent is 1 (anyone can forge: a signature is its own message)");
+    if (!BN_is_odd(e.get())) throw bad_key(origin, "RSA public exponent is even (RSA needs an odd exponent)");
+    if (BN_cmp(e.get(), n.get()) >= 0) throw bad_key(origin, "RSA public exponent is not smaller than the modulus");
+    if (!BN_is_odd(n.get())) throw bad_key(origin, "RSA modulus is even (it has the factor 2)");
+    const ossl::BnCtx ctx{ossl::check_ptr(BN_CTX_new(), "BN_CTX_new")};
+    const int prime = BN_check_prime(n.get(), ctx.get(), nullptr);
+    if (prime < 0) ossl::fail("BN_check_prime");
+    if (prime == 1) throw bad_key(origin, "RSA modulus is prime (anyone can compute the private key)");
+    auto pctx = pkey_ctx(k);
+    if (EVP_PKEY_public_check(pctx.get()) != 1)
+        throw bad_key(origin, "OpenSSL's RSA public key check refuses it: " + openssl_reason("no reason given"));
+}
+
+void check_ed25519_key(EVP_PKEY* k, const std::string& origin) {
+    std::array<unsigned char, ed25519_key_bytes> raw{};
+    size_t len = raw.size();
+    if (EVP_PKEY_get_raw_public_key(k, raw.data(), &len) != 1 || len != raw.size())
+        throw bad_key(origin, "ed25519 public key is not 32 bytes");
+    if (is_small_order_ed25519(raw))
+        throw bad_key(origin, "ed25519 public key is a small-order point (anyone can forge signatures for it)");
+    auto pctx = pkey_ctx(k);
+    if (EVP_PKEY_public_check(pctx.get()) != 1)
+        throw bad_key(origin, "OpenSSL's ed25519 public key check refuses it: " + openssl_reason("no reason given"));
 }
 
 // Key files: opened without following links, regular, owned by us or root,
@@ -137,24 +229,19 @@ std::string read_key_file(const fs::Fd& at, const std::filesystem::path& path, b
     return std::move(r.data);
 }
 
-void check_dir_safe(const std::filesystem::path& dir, const struct stat& st) {
-    if (!S_ISDIR(st.st_mode)) throw bad_key(dir.string(), "keys directory is not a directory");
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        throw bad_key(dir.string(), fmt::format("keys directory is writable by group or others (mode {:04o})",
-                                                st.st_mode & 07777));
-    if (st.st_uid != ::geteuid() && st.st_uid != 0)
-        throw bad_key(dir.string(), fmt::format("keys directory is owned by uid {}, not by you or root", st.st_uid));
-}
-
-fs::Fd open_keys_dir(const std::filesystem::path& dir) {
-    fs::Fd fd = fs::open_raw(dir, O_RDONLY | O_DIRECTORY);
-    if (!fd) {
-        if (errno == ENOENT) throw VerdictError(Verdict::MissingKey, dir.string() + ": keys directory does not exist");
-        if (errno == ENOTDIR) throw bad_key(dir.string(), "keys directory is not a directory");
-        throw fs::errno_error(dir.string());
+// The keys directory, checked with each ancestor (sys/secure_dir.hpp). A
+// missing one is MISSING_KEY; an unsafe one BAD_KEY naming the offending
+// directory (the keys directory or one of its ancestors).
+fs::Fd open_keys_dir(const std::filesystem::path& dir, fs::CreateMissing create = fs::CreateMissing::No) {
+    try {
+        return fs::open_secure_dir(dir, create);
+    } catch (const fs::UnsafeDirectory& e) {
+        if (e.fault().kind == fs::DirFaultKind::Missing)
+            throw VerdictError(Verdict::MissingKey, dir.string() + ": keys directory does not exist");
+        // Name the offending directory once: the keys directory, or it and its unsafe ancestor.
+        if (e.fault().path == dir) throw VerdictError(Verdict::BadKey, "keys directory " + e.fault().why);
+        throw VerdictError(Verdict::BadKey, fmt::format("keys directory {} is not safe: {}", dir.string(), e.what()));
     }
-    check_dir_safe(dir, fs::fstat_or_throw(fd.get(), dir.string()));
-    return fd;
 }
 
 }  // namespace
@@ -206,9 +293,11 @@ PublicKey PublicKey::from_pem(std::string_view pem, const std::string& origin, c
     } catch (const std::invalid_argument& e) {
         throw bad_key(origin, e.what());
     }
-    if (key->type() == KeyType::Rsa && key->bits() < policy.min_rsa_bits)
-        throw bad_key(origin, fmt::format("RSA key is {} bits, below the minimum of {}", key->bits(),
-                                          policy.min_rsa_bits));
+    EVP_PKEY* raw = key->pkey_->pkey.get();
+    if (key->type() == KeyType::Rsa)
+        check_rsa_key(raw, key->bits(), origin, policy);
+    else
+        check_ed25519_key(raw, origin);
     return std::move(*key);
 }
 
@@ -280,6 +369,9 @@ PrivateKey PrivateKey::from_handle(std::unique_ptr<detail::PkeyHandle> h, const 
 }
 
 PrivateKey PrivateKey::generate(KeyType type, unsigned rsa_bits) {
+    if (type == KeyType::Rsa && (rsa_bits < default_min_rsa_bits || rsa_bits > max_rsa_bits))
+        throw std::invalid_argument(fmt::format("RSA keys of {} bits are not made: the size must be {} to {}",
+                                                rsa_bits, default_min_rsa_bits, max_rsa_bits));
     ossl::Pkey k;
     if (type == KeyType::Rsa) {
         k.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(rsa_bits)));
@@ -297,7 +389,15 @@ std::string PrivateKey::to_pem() const {
                       type() == KeyType::Rsa ? "type-specific" : "PrivateKeyInfo");
 }
 
+void PrivateKey::check_can_sign(const std::string& origin) const {
+    if (type() == KeyType::Rsa && public_.bits() < default_min_rsa_bits)
+        throw bad_key(origin, fmt::format("RSA key is {} bits; new signatures need at least {} "
+                                          "(--min-key-bits admits smaller keys only to verify old signatures)",
+                                          public_.bits(), default_min_rsa_bits));
+}
+
 std::vector<unsigned char> PrivateKey::sign_digest(const Sha256Digest& digest) const {
+    check_can_sign("signing key");
     EVP_PKEY* k = pkey_->pkey.get();
     std::vector<unsigned char> sig(public_.signature_size());
     size_t len = sig.size();
@@ -322,7 +422,7 @@ KeyStore::KeyStore(std::filesystem::path dir, KeyPolicy policy) : dir_(std::move
 
 PublicKey KeyStore::load_public(const KeyName& name) const {
     fs::Fd dirfd = open_keys_dir(dir_);
-    const auto path = dir_ / (name.str() + ".pub");
+    const auto path = dir_ / (name.str() + std::string(pub_suffix));
     return PublicKey::from_pem(read_key_file(dirfd, path, false), path.string(), policy_);
 }
 
@@ -337,42 +437,95 @@ PrivateKey load_private_key_file(const std::filesystem::path& path, const KeyPol
 }
 
 namespace {
+
+// Reads the keys directory through the descriptor the safety walk opened.
 std::vector<std::string> list_names(const std::filesystem::path& dir, bool want_pub) {
+    fs::Fd dirfd;
+    try {
+        dirfd = open_keys_dir(dir);
+    } catch (const VerdictError& e) {
+        if (e.verdict() == Verdict::MissingKey) return {};
+        throw;
+    }
+    // fdopendir owns the descriptor it is given: hand it a duplicate.
+    const int dup = ::fcntl(dirfd.get(), F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throw fs::errno_error("dup " + dir.string());
+    using Dir = std::unique_ptr<DIR, decltype([](DIR* d) noexcept { ::closedir(d); })>;
+    Dir d{::fdopendir(dup)};
+    if (!d) {
+        const auto err = fs::errno_error("opendir " + dir.string());
+        ::close(dup);
+        throw err;
+    }
     std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        std::string fn = e.path().filename().string();
-        const bool is_pub = fn.size() > 4 && fn.ends_with(".pub");
+    for (;;) {
+        errno = 0;
+        const dirent* e = ::readdir(d.get());
+        if (e == nullptr) {
+            if (errno != 0) throw fs::errno_error("readdir " + dir.string());
+            break;
+        }
+        std::string fn = e->d_name;
+        const bool is_pub = fn.size() > pub_suffix.size() && fn.ends_with(pub_suffix);
         if (is_pub != want_pub) continue;
-        if (is_pub) fn.resize(fn.size() - 4);
+        if (is_pub) fn.resize(fn.size() - pub_suffix.size());
         if (KeyName::problem(fn)) continue;
-        if (!e.is_regular_file(ec) || e.is_symlink(ec)) continue;
+        struct stat st {};
+        if (::fstatat(dirfd.get(), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
         out.push_back(std::move(fn));
     }
-    if (ec && ec != std::errc::no_such_file_or_directory) throw std::system_error(ec, dir.string());
     std::sort(out.begin(), out.end());
     return out;
+}
+
+bool exists_at(int dirfd, const std::string& name) {
+    struct stat st {};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+    if (errno != ENOENT) throw fs::errno_error("stat " + name);
+    return false;
+}
+
+void check_store_name(const KeyName& name) {
+    if (name.str().ends_with(pub_suffix))
+        throw std::invalid_argument(fmt::format("key name '{}' ends in '{}': its public key would be {}{} and {} is "
+                                                "the public key file of key '{}'; choose another name",
+                                                name.str(), pub_suffix, name.str(), pub_suffix, name.str(),
+                                                name.str().substr(0, name.str().size() - pub_suffix.size())));
+}
+
+void check_not_present(int dirfd, const KeyPairPaths& paths) {
+    for (const auto& p : {paths.private_key, paths.public_key}) {
+        if (exists_at(dirfd, p.filename().string()))
+            throw std::runtime_error(p.string() + " already exists (use --force to replace the key pair)");
+    }
+}
+
+KeyPairPaths pair_paths(const std::filesystem::path& dir, const KeyName& name) {
+    return KeyPairPaths{.private_key = dir / name.str(), .public_key = dir / (name.str() + std::string(pub_suffix))};
 }
 }  // namespace
 
 std::vector<std::string> KeyStore::private_key_names() const { return list_names(dir_, false); }
 std::vector<std::string> KeyStore::public_key_names() const { return list_names(dir_, true); }
 
-KeyPairPaths KeyStore::store(const KeyName& name, const PrivateKey& key, bool overwrite) const {
-    std::error_code ec;
-    if (!dir_.parent_path().empty()) std::filesystem::create_directories(dir_.parent_path(), ec);
-    if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) throw fs::errno_error("mkdir " + dir_.string());
-    struct stat st {};
-    if (::stat(dir_.c_str(), &st) != 0) throw fs::errno_error(dir_.string());
-    check_dir_safe(dir_, st);
-
-    KeyPairPaths paths{dir_ / name.str(), dir_ / (name.str() + ".pub")};
-    if (!overwrite) {
-        for (const auto& p : {paths.private_key, paths.public_key}) {
-            if (std::filesystem::symlink_status(p, ec).type() != std::filesystem::file_type::not_found)
-                throw std::runtime_error(p.string() + " already exists (use --force to replace the key pair)");
-        }
+void KeyStore::check_can_store(const KeyName& name, bool overwrite) const {
+    check_store_name(name);
+    if (overwrite) return;
+    fs::Fd dirfd;
+    try {
+        dirfd = open_keys_dir(dir_);
+    } catch (const VerdictError& e) {
+        if (e.verdict() == Verdict::MissingKey) return;  // store() creates it
+        throw;
     }
+    check_not_present(dirfd.get(), pair_paths(dir_, name));
+}
+
+KeyPairPaths KeyStore::store(const KeyName& name, const PrivateKey& key, bool overwrite) const {
+    check_store_name(name);
+    const fs::Fd dirfd = open_keys_dir(dir_, fs::CreateMissing::Yes);
+    const KeyPairPaths paths = pair_paths(dir_, name);
+    if (!overwrite) check_not_present(dirfd.get(), paths);
     fs::write_atomic(paths.private_key, key.to_pem(), 0600, !overwrite);
     fs::write_atomic(paths.public_key, key.public_key().to_pem(), 0644, !overwrite);
     return paths;

@@ -222,7 +222,7 @@ TEST_F(CondaSign, MinKeyBitsWarnsAndIsBounded) {
     ::chmod(keys().c_str(), 0700);
     write_file(keys() / "old.pub", small.public_key().to_pem());
     stdfs::path f = file("old.conda");
-    write_file(f.string() + ".sig", format_sig_file(KeyName("old"), small.sign_digest(sha256_bytes("package bytes\n"))));
+    write_file(f.string() + ".sig", format_sig_file(KeyName("old"), raw_rsa_sign(small, sha256_bytes("package bytes\n"), RawScheme::Pss)));
     RunResult strict = cs_keys({"--verify", f.string()});
     EXPECT_EQ(strict.status, 1);
     EXPECT_NE(strict.out.find("BAD_KEY"), std::string::npos);

@@ -90,11 +90,19 @@ std::optional<stdfs::path> shared_dir() {
     return stdfs::path(d);
 }
 
+namespace {
+PrivateKey make_key(KeyType type, unsigned bits);
+}  // namespace
+
+namespace {
+PrivateKey make_key(KeyType type, unsigned bits);
+}  // namespace
+
 const PrivateKey& cached_key(KeyType type, unsigned bits, int slot) {
     static std::map<std::tuple<KeyType, unsigned, int>, PrivateKey> keys;
     auto k = std::make_tuple(type, bits, slot);
     auto it = keys.find(k);
-    if (it == keys.end()) it = keys.emplace(k, PrivateKey::generate(type, bits)).first;
+    if (it == keys.end()) it = keys.emplace(k, make_key(type, bits)).first;
     return it->second;
 }
 
@@ -134,6 +142,15 @@ std::string pem_of(EVP_PKEY* k, bool priv) {
     return contents(bio.get());
 }
 
+// The library makes no RSA keys under default_min_rsa_bits: legacy-sized
+// test keys are made with raw OpenSSL and read under a lowered floor.
+PrivateKey make_key(KeyType type, unsigned bits) {
+    if (type == KeyType::Ed25519 || bits >= default_min_rsa_bits) return PrivateKey::generate(type, bits);
+    const ossl::Pkey raw{ossl::check_ptr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(bits)),
+                                         "test: RSA keygen")};
+    return PrivateKey::from_pem(pem_of(raw.get(), true), "legacy test key", KeyPolicy{.min_rsa_bits = bits});
+}
+
 EVP_PKEY* ec_key() {
     static const ossl::Pkey k{ossl::check_ptr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), "EC keygen")};
     return k.get();
@@ -150,6 +167,11 @@ std::vector<unsigned char> raw_rsa_sign(const PrivateKey& key, const Sha256Diges
     case RawScheme::PssSalt0:
         ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
              EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), scheme == RawScheme::PssSalt20 ? 20 : 0) == 1;
+        break;
+    case RawScheme::Pss:
+        ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), 32) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EVP_sha256()) == 1;
         break;
     case RawScheme::PssSalt32Mgf1Sha1:
         ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&

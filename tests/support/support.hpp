@@ -59,7 +59,9 @@ struct Keys {
 const PrivateKey& cached_key(KeyType type, unsigned bits, int slot = 0);
 
 // Raw signatures for negative tests: RSA PKCS#1 v1.5, or PSS with another salt.
-enum class RawScheme { Pkcs1v15, PssSalt20, PssSalt0, PssSalt32Mgf1Sha1 };
+// Pss is the right scheme (salt 32, MGF1-SHA-256), made without the library's
+// signing floor: old signatures by 1024-bit keys.
+enum class RawScheme { Pkcs1v15, PssSalt20, PssSalt0, PssSalt32Mgf1Sha1, Pss };
 std::vector<unsigned char> raw_rsa_sign(const PrivateKey& key, const Sha256Digest& digest, RawScheme scheme);
 // PEM of an EC P-256 private / public key (an unsupported key type).
 std::string ec_private_pem();

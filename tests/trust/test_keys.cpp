@@ -106,7 +106,7 @@ TEST(Keys, A6_writable_key_file_or_dir_is_bad_key) {
     EXPECT_NO_THROW(store.load_public(KeyName("MyKey")));
     ::chmod(k.keys().c_str(), 0777);
     expect_verdict([&] { store.load_public(KeyName("MyKey")); }, Verdict::BadKey, k.keys().string(),
-                   "keys directory is writable by group or others");
+                   "keys directory " + k.keys().string() + " is writable by group or others (mode 0777)");
     ::chmod(k.keys().c_str(), 0700);
 }
 

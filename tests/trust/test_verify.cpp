@@ -112,7 +112,7 @@ TEST_F(Verify, A17_wrong_signature_length_is_invalid) {
 TEST_F(Verify, A18_small_key_is_bad_key_by_default_and_valid_when_floor_lowered) {
     const PrivateKey& small = cached_key(KeyType::Rsa, 1024);
     write_file(keys_.keys() / "old.pub", small.public_key().to_pem());
-    write_sig("old", small.sign_digest(sha256_bytes(content_)));
+    write_sig("old", raw_rsa_sign(small, sha256_bytes(content_), RawScheme::Pss));
     Result r = verify(file_);
     EXPECT_EQ(r.verdict, Verdict::BadKey);
     EXPECT_NE(r.reason.find("old.pub"), std::string::npos);

@@ -3,9 +3,17 @@
 // KEYS/NAME      private key, PEM (RSA: PKCS#1 "RSA PRIVATE KEY"; ed25519: PKCS#8), mode 0600
 // KEYS/NAME.pub  public key, PEM SPKI "PUBLIC KEY" (readers also take PKCS#1 "RSA PUBLIC KEY")
 //
-// Every key file is opened with O_NOFOLLOW inside the keys directory, must be a
-// regular file owned by the user (or root), not writable by group or others,
-// and at most 16 KiB. Private keys must not be readable by group or others.
+// The keys directory and each of its ancestors must be owned by the user or
+// root and not writable by group or others (sys/secure_dir.hpp); every key
+// file is opened with O_NOFOLLOW inside it, must be a regular file owned by the
+// user (or root), not writable by group or others, and at most 16 KiB. Private
+// keys must not be readable by group or others.
+//
+// A key is sane before it is trusted (PublicKey::from_pem, which private keys
+// go through too): RSA between the policy's minimum and max_rsa_bits, odd
+// exponent > 1 and < n, odd composite modulus, and whatever OpenSSL's public
+// key check refuses (small factors, prime powers); ed25519 not one of the
+// small-order points, for which anyone can forge signatures.
 #pragma once
 
 #include <condaguard/trust/digest.hpp>
@@ -27,12 +35,17 @@ enum class KeyType { Rsa, Ed25519 };
 std::string_view to_string(KeyType t) noexcept;
 
 inline constexpr std::size_t max_key_file_bytes = 16 * 1024;
+// The floor for new signatures and new keys, whatever the KeyPolicy says;
+// a policy may lower it only to accept old keys for verifying.
 inline constexpr unsigned default_min_rsa_bits = 2048;
+// Larger RSA keys are BAD_KEY: nobody needs them and checking them is slow.
+inline constexpr unsigned max_rsa_bits = 16384;
 inline constexpr unsigned default_rsa_bits = 2048;
 inline constexpr std::size_t rsa_pss_salt_bytes = 32;
 
 struct KeyPolicy {
-    // RSA keys with fewer bits are BAD_KEY.
+    // RSA keys with fewer bits are BAD_KEY (for reading; signing always needs
+    // default_min_rsa_bits).
     unsigned min_rsa_bits = default_min_rsa_bits;
 };
 
@@ -74,6 +87,8 @@ class PrivateKey {
 public:
     // Throws VerdictError(BadKey) naming `origin` on any fault.
     static PrivateKey from_pem(std::string_view pem, const std::string& origin, const KeyPolicy& policy);
+    // Throws std::invalid_argument for RSA sizes outside
+    // [default_min_rsa_bits, max_rsa_bits].
     static PrivateKey generate(KeyType type, unsigned rsa_bits);
 
     PrivateKey(PrivateKey&&) noexcept;
@@ -84,6 +99,12 @@ public:
     const PublicKey& public_key() const noexcept { return public_; }
     std::string to_pem() const;  // RSA: PKCS#1 "RSA PRIVATE KEY"; ed25519: PKCS#8 "PRIVATE KEY"
 
+    // Throws VerdictError(BadKey) when this key may not make new signatures:
+    // RSA under default_min_rsa_bits (a lowered --min-key-bits admits such
+    // keys for verifying old signatures only). `origin` names the key.
+    void check_can_sign(const std::string& origin) const;
+
+    // Calls check_can_sign first.
     std::vector<unsigned char> sign_digest(const Sha256Digest& digest) const;
 
 private:
@@ -111,13 +132,22 @@ public:
     // KEYS/NAME. Throws VerdictError: MissingKey when absent, BadKey when unusable.
     PrivateKey load_private(const KeyName& name) const;
 
+    // The listings return nothing when the keys directory does not exist and
+    // throw VerdictError(BadKey) when it is unsafe.
     // Names of private keys (regular files not ending in .pub, valid names), sorted.
     std::vector<std::string> private_key_names() const;
     // Names with a NAME.pub, sorted.
     std::vector<std::string> public_key_names() const;
 
-    // Writes KEYS/NAME (exclusively, 0600) and KEYS/NAME.pub, creating KEYS as 0700.
-    // Throws std::runtime_error when either exists and !overwrite.
+    // Whether store(name, ..., overwrite) may write: throws
+    // std::invalid_argument for a NAME ending in ".pub" (its public key would
+    // be NAME.pub.pub, and NAME.pub is the public key of NAME), and
+    // std::runtime_error when either file exists and !overwrite; VerdictError
+    // (BadKey) when the keys directory is unsafe. Creates nothing.
+    void check_can_store(const KeyName& name, bool overwrite) const;
+
+    // Writes KEYS/NAME (exclusively, 0600) and KEYS/NAME.pub, creating KEYS as
+    // 0700 (and missing ancestors as 0755). Checks as check_can_store first.
     KeyPairPaths store(const KeyName& name, const PrivateKey& key, bool overwrite) const;
 
 private:

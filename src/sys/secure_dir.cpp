@@ -1,0 +1,155 @@
+#include <condaguard/sys/secure_dir.hpp>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <deque>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace condaguard::fs {
+
+namespace {
+
+namespace stdfs = std::filesystem;
+
+constexpr int dir_flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+constexpr mode_t created_ancestor_mode = 0755;
+constexpr mode_t created_dir_mode = 0700;
+
+// The components of `p` in order, without empty ones and ".".
+void push_components_front(std::deque<std::string>& out, const stdfs::path& p) {
+    std::vector<std::string> parts;
+    for (const auto& c : p.relative_path()) {
+        std::string s = c.string();
+        if (!s.empty() && s != ".") parts.push_back(std::move(s));
+    }
+    out.insert(out.begin(), parts.begin(), parts.end());
+}
+
+[[noreturn]] void fault(stdfs::path path, DirFaultKind kind, std::string why) {
+    throw UnsafeDirectory(DirFault{.path = std::move(path), .kind = kind, .why = std::move(why)});
+}
+
+void require_safe(const stdfs::path& path, int fd, bool ancestor) {
+    const struct stat st = fstat_or_throw(fd, path.string());
+    if (auto f = check_dir_stat(path, st, ancestor)) throw UnsafeDirectory(std::move(*f));
+}
+
+std::string read_link_at(int dirfd, const std::string& name, const stdfs::path& display) {
+    std::string buf(256, '\0');
+    for (;;) {
+        const ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+        if (n < 0) throw errno_error("readlink " + display.string());
+        if (static_cast<std::size_t>(n) < buf.size()) {
+            buf.resize(static_cast<std::size_t>(n));
+            return buf;
+        }
+        buf.resize(buf.size() * 2);
+    }
+}
+
+// One directory reached on the walk: its descriptor and its physical path.
+struct Level {
+    Fd fd;
+    stdfs::path path;
+};
+
+}  // namespace
+
+std::optional<DirFault> check_dir_stat(const stdfs::path& path, const struct stat& st, bool ancestor) {
+    if (!S_ISDIR(st.st_mode))
+        return DirFault{.path = path, .kind = DirFaultKind::NotDirectory,
+                        .why = fmt::format("{} is {}, not a directory", path.string(), describe(kind_of(st.st_mode)))};
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+        return DirFault{.path = path, .kind = DirFaultKind::BadOwner,
+                        .why = fmt::format("{} is owned by uid {}, not by you or root", path.string(), st.st_uid)};
+    const bool sticky_root_ancestor = ancestor && st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0;
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !sticky_root_ancestor)
+        return DirFault{.path = path, .kind = DirFaultKind::Writable,
+                        .why = fmt::format("{} is writable by group or others (mode {:04o})", path.string(),
+                                           st.st_mode & 07777)};
+    return std::nullopt;
+}
+
+Fd open_secure_dir(const stdfs::path& dir, CreateMissing create) {
+    const stdfs::path absolute = dir.is_absolute() ? dir : stdfs::current_path() / dir;
+    // With every link resolved by the walk itself, the lexical form equals the physical one.
+    std::deque<std::string> todo;
+    push_components_front(todo, absolute.lexically_normal());
+
+    std::vector<Level> levels;
+    levels.push_back(Level{.fd = open_raw("/", dir_flags), .path = "/"});
+    if (!levels.back().fd) throw errno_error("open /");
+    require_safe("/", levels.back().fd.get(), !todo.empty());
+
+    int links = 0;
+    while (!todo.empty()) {
+        const std::string name = todo.front();
+        todo.pop_front();
+        if (name == "..") {
+            if (levels.size() > 1) levels.pop_back();  // "/.." is "/"
+            continue;
+        }
+        const Level& parent = levels.back();
+        const stdfs::path path = parent.path / name;
+        const bool ancestor = !todo.empty();
+
+        struct stat lst {};
+        if (::fstatat(parent.fd.get(), name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT) throw errno_error("stat " + path.string());
+            if (create == CreateMissing::No) fault(path, DirFaultKind::Missing, path.string() + " does not exist");
+            const mode_t mode = ancestor ? created_ancestor_mode : created_dir_mode;
+            if (::mkdirat(parent.fd.get(), name.c_str(), mode) != 0 && errno != EEXIST)
+                throw errno_error("mkdir " + path.string());
+            todo.push_front(name);  // look again at what is there now
+            continue;
+        }
+        if (S_ISLNK(lst.st_mode)) {
+            // The link's directory is safe (checked above); the link itself must
+            // be the user's or root's, then its target is walked like the rest.
+            if (lst.st_uid != 0 && lst.st_uid != ::geteuid())
+                fault(path, DirFaultKind::BadOwner,
+                      fmt::format("{} is a symbolic link owned by uid {}, not by you or root", path.string(),
+                                  lst.st_uid));
+            if (++links > max_symlinks_per_walk)
+                fault(path, DirFaultKind::SymlinkLoop,
+                      fmt::format("{}: more than {} symbolic links to follow (a loop?)", path.string(),
+                                  max_symlinks_per_walk));
+            const stdfs::path target = read_link_at(parent.fd.get(), name, path);
+            if (target.is_absolute()) levels.resize(1);
+            push_components_front(todo, target);
+            continue;
+        }
+        Fd fd = open_at_raw(parent.fd.get(), name, dir_flags);
+        if (!fd) {
+            if (errno == ENOTDIR) {
+                fault(path, DirFaultKind::NotDirectory,
+                      fmt::format("{} is {}, not a directory", path.string(), describe(kind_of(lst.st_mode))));
+            }
+            if (errno == ELOOP || errno == ENOENT) {  // replaced since the fstatat: look again
+                if (++links > max_symlinks_per_walk)
+                    fault(path, DirFaultKind::SymlinkLoop, path.string() + " keeps changing while it is checked");
+                todo.push_front(name);
+                continue;
+            }
+            throw errno_error("open " + path.string());
+        }
+        require_safe(path, fd.get(), ancestor);
+        levels.push_back(Level{.fd = std::move(fd), .path = path});
+    }
+    return std::move(levels.back().fd);
+}
+
+std::optional<DirFault> find_unsafe_dir(const stdfs::path& dir) {
+    try {
+        open_secure_dir(dir, CreateMissing::No);
+        return std::nullopt;
+    } catch (const UnsafeDirectory& e) {
+        return e.fault();
+    }
+}
+
+}  // namespace condaguard::fs
