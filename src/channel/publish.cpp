@@ -121,7 +121,8 @@ struct Candidate {
 };
 
 // Reads one package (or reuses its cached record) into `c`.
-void index_one(const stdfs::path& dir, const std::string& subdir, const json& cache, Candidate& c) {
+void index_one(const stdfs::path& dir, const std::string& subdir, const json& cache, const ScanLimits& limits,
+               Candidate& c) {
     const stdfs::path path = dir / c.fn;
     fs::OpenedFile f;
     try {
@@ -143,7 +144,7 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
     }
     c.scanned = true;
     try {
-        PackageScan scan = scan_package(fd.get(), c.name, c.fn);
+        PackageScan scan = scan_package(fd.get(), c.name, limits);
         if (!scan.index_json) {
             c.problem = "has no info/index.json";
             return;
@@ -275,7 +276,8 @@ SubdirReport index_subdir(const stdfs::path& dir, const std::string& subdir, con
                                 ? old_cache["packages"]
                                 : json::object();
 
-    parallel_for(cands.size(), opt.jobs, [&](std::size_t i) { index_one(dir, subdir, cache_pkgs, cands[i]); });
+    parallel_for(cands.size(), opt.jobs,
+                 [&](std::size_t i) { index_one(dir, subdir, cache_pkgs, opt.limits, cands[i]); });
 
     json packages = json::object(), packages_conda = json::object(), new_cache_pkgs = json::object();
     for (auto& c : cands) {

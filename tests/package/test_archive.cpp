@@ -19,7 +19,7 @@ PackageScan scan(const stdfs::path& p) {
     if (fd < 0) throw std::runtime_error("open " + p.string());
     auto name = parse_package_file_name(p.filename().string());
     try {
-        auto s = scan_package(fd, *name, p.filename().string());
+        auto s = scan_package(fd, *name);
         ::close(fd);
         return s;
     } catch (...) {
