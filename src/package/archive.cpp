@@ -433,7 +433,6 @@ PackageScan scan_package(int fd, const PackageName& name, const ScanLimits& limi
 
 PackageScan scan_trusted_package(int fd, const PackageName& name, const TrustedRecord& record,
                                  const ScanLimits& limits) {
-    rewind(fd);
     {
         // First the raw bytes alone, never past record.size + 1.
         HashingSource raw(fd, record.size);

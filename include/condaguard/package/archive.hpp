@@ -84,7 +84,8 @@ struct TrustedRecord {
 std::optional<TrustedRecord> trusted_record_from_hex(std::uint64_t size, std::string_view sha256_hex,
                                                      std::string_view md5_hex);
 
-// Trusted record first: hashes the raw bytes of `fd` (from offset 0), reading
+// Trusted record first: hashes the raw bytes of `fd` (from where it stands:
+// the start of a freshly opened file), reading
 // at most record.size + 1 of them, and throws VerdictError(Invalid) when the
 // file is longer or shorter or a digest differs. Only then is the same
 // descriptor rewound and the archive scanned as scan_package does (under
