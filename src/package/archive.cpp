@@ -400,10 +400,11 @@ PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLim
             ++members;
             const char* p = archive_entry_pathname(e);
             const std::string raw = p != nullptr ? p : "";
-            const std::string member = zip_paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, "");
-            if (member == info_member || member == pkg_member) {
-                ++(member == info_member ? info_seen : pkg_seen);
-                if (auto index = walk_inner_tar(a.get(), s, tree_paths, member)) out.index_json = std::move(index);
+            zip_paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, "");
+            // conda looks these two up by their exact names.
+            if (raw == info_member || raw == pkg_member) {
+                ++(raw == info_member ? info_seen : pkg_seen);
+                if (auto index = walk_inner_tar(a.get(), s, tree_paths, raw)) out.index_json = std::move(index);
             } else {
                 discard_data(a.get(), s, member_name(raw) + ": ");
             }

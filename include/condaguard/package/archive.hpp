@@ -84,10 +84,10 @@ struct TrustedRecord {
 std::optional<TrustedRecord> trusted_record_from_hex(std::uint64_t size, std::string_view sha256_hex,
                                                      std::string_view md5_hex);
 
-// Trusted record first: hashes the raw bytes of `fd` (from where it stands:
-// the start of a freshly opened file), reading
-// at most record.size + 1 of them, and throws VerdictError(Invalid) when the
-// file is longer or shorter or a digest differs. Only then is the same
+// Trusted record first: hashes the raw bytes of `fd` (which must stand at
+// the file's start, as a freshly opened one does), reading at most
+// record.size + 1 of them, and throws VerdictError(Invalid) when the file is
+// longer or shorter or a digest differs. Only then is the same
 // descriptor rewound and the archive scanned as scan_package does (under
 // `limits`); bytes that change in between are refused too.
 PackageScan scan_trusted_package(int fd, const PackageName& name, const TrustedRecord& record,
