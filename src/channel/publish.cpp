@@ -138,11 +138,13 @@ struct Candidate {
 };
 
 // Reads one package (or reuses its cached record) into `c`.
-void index_one(const stdfs::path& dir, const std::string& subdir, const json& cache, Candidate& c) {
+// The package is opened relative to the subdir's descriptor (never by path).
+void index_one(int dirfd, const stdfs::path& dir, const std::string& subdir, const json& cache,
+               const ScanLimits& limits, Candidate& c) {
     const stdfs::path path = dir / c.fn;
     fs::OpenedFile f;
     try {
-        f = fs::open_untrusted(path);
+        f = fs::open_untrusted_at(dirfd, c.fn, path);
     } catch (const fs::NotRegularFile& e) {
         c.problem = e.what();
         return;
@@ -160,7 +162,7 @@ void index_one(const stdfs::path& dir, const std::string& subdir, const json& ca
     }
     c.scanned = true;
     try {
-        PackageScan scan = scan_package(fd.get(), c.name, c.fn);
+        PackageScan scan = scan_package(fd.get(), c.name, limits);
         if (!scan.index_json) {
             c.problem = "has no info/index.json";
             return;
@@ -277,7 +279,7 @@ std::int64_t previous_guard_version(std::optional<std::int64_t> from_repodata, c
 // One subdir being indexed: its directory, reached without following links.
 struct SubdirTarget {
     fs::Fd fd;               // CHANNEL/SUBDIR, opened O_NOFOLLOW | O_DIRECTORY from the channel's descriptor
-    stdfs::path dir;         // for messages, and for index_one, which reads packages by path
+    stdfs::path dir;         // for messages
     std::string subdir;
 };
 
@@ -413,7 +415,8 @@ SubdirReport index_subdir(const SubdirTarget& t, const IndexOptions& opt) {
         refuse_planted(cache.dir.get(), name, t.dir / index_cache_dir / name);
     const std::int64_t previous =
         previous_guard_version(read_guard_version(t.fd.get(), report.repodata), cache.value);
-    parallel_for(cands.size(), opt.jobs, [&](std::size_t i) { index_one(t.dir, t.subdir, cache.packages, cands[i]); });
+    parallel_for(cands.size(), opt.jobs, [&](std::size_t i) { index_one(t.fd.get(), t.dir, t.subdir, cache.packages, opt.limits, cands[i]);
+    });
     Assembled rec = assemble(t, cands, opt, report);
     write_outputs(t, cache, std::move(rec), previous, opt, report);
     return report;

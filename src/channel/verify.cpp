@@ -579,56 +579,33 @@ Result unusable_subdir(const stdfs::path& channel, const std::string& name, fs::
 Result check_package(const stdfs::path& dir, const std::string& subdir, const IndexRecord& rec, Verifier& verifier) {
     const std::string fn(rec.fn);
     const stdfs::path path = dir / fn;
-    Result r;
-    r.path = path.string();
-    auto fail = [&](Verdict v, const std::string& why) {
-        r.verdict = v;
-        r.reason = path.string() + ": " + why;
-        return r;
-    };
-    try {
+    Result r{.path = path.string()};
+    auto invalid = [](const std::string& why) { return VerdictError(Verdict::Invalid, why); };
+    guarded(r, [&] {
         const auto name = parse_package_file_name(fn);
-        if (!name) return fail(Verdict::Invalid, "record key is not a package file name");
-        if (rec.sha256.size() != 64) return fail(Verdict::Invalid, "record has no sha256 (md5-only records are refused)");
-        if (!rec.has_size) return fail(Verdict::Invalid, "record has no size");
+        if (!name) throw invalid("record key is not a package file name");
+        if (rec.name != name->name || rec.version != name->version || rec.build != name->build)
+            throw invalid("record's name, version or build disagrees with the file name");
+        if (rec.sha256.empty()) throw invalid("record has no sha256 (md5-only records are refused)");
+        if (!rec.has_size) throw invalid("record has no size");
+        const auto trusted = trusted_record_from_hex(rec.size, rec.sha256, rec.md5);
+        if (!trusted) throw invalid("record's sha256 or md5 is not a hex digest");
         fs::OpenedFile f;
         try {
             f = fs::open_untrusted(path);
         } catch (const fs::NotRegularFile& e) {
-            if (e.kind() == fs::FileKind::Missing) return fail(Verdict::Error, "listed in the signed index but missing");
-            return fail(Verdict::Invalid, e.what());
+            if (e.kind() != fs::FileKind::Missing) throw;
+            throw VerdictError(Verdict::Error, "listed in the signed index but missing");
         }
-        const fs::Fd& fd = f.fd;
-        const struct stat& st = f.st;
-        if (static_cast<std::uint64_t>(st.st_size) != rec.size)
-            return fail(Verdict::Invalid, fmt::format("size is {} bytes, the signed index says {}", st.st_size, rec.size));
-        PackageScan scan;
-        try {
-            scan = scan_package(fd.get(), *name, fn);
-        } catch (const CorruptPackage& e) {
-            // Say first whether these are the bytes the index signed (hashing the same open file).
-            if (::lseek(fd.get(), 0, SEEK_SET) != 0) throw fs::errno_error(path.string());
-            const bool signed_bytes = to_hex(hash_fd(fd.get()).sha256) == rec.sha256;
-            return fail(Verdict::Invalid, fmt::format("{}; the archive is damaged: {}",
-                                                      signed_bytes ? "the signed index lists this corrupt archive"
-                                                                   : "sha256 does not match the signed index",
-                                                      e.what()));
-        }
-        if (scan.size != rec.size)
-            return fail(Verdict::Invalid, fmt::format("read {} bytes, the signed index says {}", scan.size, rec.size));
-        if (to_hex(scan.sha256) != rec.sha256) return fail(Verdict::Invalid, "sha256 does not match the signed index");
-        if (!rec.md5.empty() && to_hex(scan.md5) != rec.md5)
-            return fail(Verdict::Invalid, "md5 does not match the signed index");
-        if (!scan.index_json) return fail(Verdict::Invalid, "archive has no info/index.json");
-        if (auto why = identity_mismatch(*scan.index_json, *name, subdir)) return fail(Verdict::Invalid, *why);
-        if (rec.name != name->name || rec.version != name->version || rec.build != name->build)
-            return fail(Verdict::Invalid, "record's name, version or build disagrees with the file name");
+        // Never decompressed before its size and digests match the record.
+        const PackageScan scan = scan_trusted_package(f.fd.get(), *name, *trusted);
+        if (!scan.index_json) throw invalid("archive has no info/index.json");
+        if (auto why = identity_mismatch(*scan.index_json, *name, subdir)) throw invalid(*why);
         stdfs::path sig = path;
         sig += ".sig";
-        return verifier.verify_digest(scan.sha256, sig, path.string());
-    } catch (const std::exception& e) {
-        return fail(Verdict::Error, e.what());
-    }
+        r = verifier.verify_digest(scan.sha256, sig, path.string());
+    });
+    return r;
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 // conda-guard index CHANNEL_DIR [--sign KEY --channel-id ID [--expires DURATION] [--sign-packages]]
+//                  [--max-unpacked-bytes BYTES] [--max-ratio N] [--max-info-bytes BYTES] [--max-members N]
 #include <condaguard/channel/publish.hpp>
 
 #include "guard.hpp"
 #include "report.hpp"
 
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace condaguard::cli {
 
@@ -17,11 +20,12 @@ struct IndexArgs {
     std::string expires = "30d";
     bool sign_packages = false;
     unsigned jobs = 0;
+    ScanLimits limits;
     KeyOptions keys;
 };
 
 int run_index(const IndexArgs& a, bool json) {
-    IndexOptions opt{.jobs = a.jobs, .signing = std::nullopt};
+    IndexOptions opt{.jobs = a.jobs, .signing = std::nullopt, .limits = a.limits};
     std::optional<PrivateKey> key;
     if (!a.sign.empty()) {
         if (auto why = KeyName::problem(a.sign)) throw CommandError(2, "--sign: " + *why);
@@ -94,6 +98,22 @@ void add_index_command(GuardApp& g) {
         ->needs(sign);
     sign->needs(id);
     id->needs(sign);
+    // Caps on reading an upload, which no signed record vouches for yet.
+    const CLI::Validator positive(
+        [](const std::string& v) -> std::string {
+            std::uint64_t n = 0;
+            const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+            return ec == std::errc() && end == v.data() + v.size() && n > 0 ? ""
+                                                                            : "expected a whole number from 1 to 2^64-1";
+        },
+        "");
+    auto cap = [&](const char* name, std::uint64_t& value, const char* what, const char* type) {
+        sub->add_option(name, value, what)->type_name(type)->check(positive)->capture_default_str();
+    };
+    cap("--max-unpacked-bytes", a->limits.max_unpacked_bytes, "Refuse a package that unpacks to more bytes", "BYTES");
+    cap("--max-ratio", a->limits.max_ratio, "Refuse a package that unpacks to more than N times its size", "N");
+    cap("--max-info-bytes", a->limits.max_info_bytes, "Refuse a package with a larger info/ member", "BYTES");
+    cap("--max-members", a->limits.max_members, "Refuse a package with more members (inner tars included)", "N");
     add_jobs_option(*sub, a->jobs);
     a->keys.add_to(*sub);
     sub->add_flag("--json", g.json, "Print the report as JSON");

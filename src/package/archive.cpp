@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <exception>
 #include <unistd.h>
+#include <unordered_map>
 
 namespace condaguard {
 
@@ -18,27 +20,41 @@ namespace {
 constexpr std::size_t read_chunk = 256 * 1024;
 
 // Feeds libarchive from a file descriptor, hashing every byte handed over.
+// With `max_bytes`, reads at most max_bytes + 1 bytes: one more is enough to
+// know the file is longer, and nothing past it is read.
 struct HashingSource {
     int fd;
+    std::optional<std::uint64_t> max_bytes;
     ossl::MdCtx sha{ossl::check_ptr(EVP_MD_CTX_new(), "EVP_MD_CTX_new")};
     ossl::MdCtx md5{ossl::check_ptr(EVP_MD_CTX_new(), "EVP_MD_CTX_new")};
     std::uint64_t size = 0;
     std::unique_ptr<unsigned char[]> buf = std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
     int read_errno = 0;
+    // Set when a callback had to stop libarchive with an exception of ours.
+    std::exception_ptr pending;
     // The last bytes of the file, kept for the zip end-of-central-directory check.
     std::size_t tail_cap = 0;
     std::string tail;
 
-    explicit HashingSource(int f) : fd(f) {
+    explicit HashingSource(int f, std::optional<std::uint64_t> max = std::nullopt) : fd(f), max_bytes(max) {
         ossl::check(EVP_DigestInit_ex2(sha.get(), ossl::sha256(), nullptr), "EVP_DigestInit_ex2");
         static const ossl::Md md5_md{ossl::check_ptr(EVP_MD_fetch(nullptr, "MD5", nullptr), "EVP_MD_fetch(MD5)")};
         ossl::check(EVP_DigestInit_ex2(md5.get(), md5_md.get(), nullptr), "EVP_DigestInit_ex2");
     }
 
+    bool over_max() const { return max_bytes && size > *max_bytes; }
+
+    // Reads and hashes the next chunk: its length, 0 at the end (or once past
+    // max_bytes), -1 on a read error (read_errno set).
     ssize_t next() {
+        std::size_t want = read_chunk;
+        if (max_bytes) {
+            if (over_max()) return 0;
+            want = static_cast<std::size_t>(std::min<std::uint64_t>(want, *max_bytes + 1 - size));
+        }
         ssize_t n;
         do {
-            n = ::read(fd, buf.get(), read_chunk);
+            n = ::read(fd, buf.get(), want);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
             read_errno = errno;
@@ -60,13 +76,19 @@ struct HashingSource {
 
     static la_ssize_t callback(archive* a, void* self, const void** out) {
         auto* s = static_cast<HashingSource*>(self);
-        ssize_t n = s->next();
-        if (n < 0) {
-            archive_set_error(a, s->read_errno, "read error");
+        try {
+            ssize_t n = s->next();
+            if (n < 0) {
+                archive_set_error(a, s->read_errno, "read error");
+                return -1;
+            }
+            *out = s->buf.get();
+            return n;
+        } catch (...) {  // never through libarchive's C frames
+            s->pending = std::current_exception();
+            archive_set_error(a, EIO, "internal error");
             return -1;
         }
-        *out = s->buf.get();
-        return n;
     }
 
     // Hashes whatever libarchive did not need (padding after the last block).
@@ -84,9 +106,71 @@ struct HashingSource {
     }
 };
 
-// Reads an inner archive from the current entry of an outer one.
+// A member name as it may appear in a reason: quoted, control characters
+// escaped (a reason is one line), very long names shortened.
+std::string member_name(std::string_view raw) {
+    constexpr std::size_t max_shown = 200;
+    std::string out = "'";
+    for (std::size_t i = 0; i < raw.size() && i < max_shown; ++i) {
+        const auto c = static_cast<unsigned char>(raw[i]);
+        if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
+            out += fmt::format("\\x{:02x}", c);
+        else
+            out += static_cast<char>(c);
+    }
+    if (raw.size() > max_shown) out += "...";
+    return out + "'";
+}
+
+// Everything one scan has cost so far, checked against the limits as it
+// grows: members at every level, and bytes as archive_read_data hands them
+// out at every level.
+class Budget {
+public:
+    Budget(const ScanLimits& limits, const HashingSource& src, std::uint64_t file_size)
+        : limits_(limits), src_(src), file_size_(file_size) {}
+
+    void member() {
+        if (++members_ > limits_.max_members)
+            throw CorruptPackage(fmt::format("has more than {} members (raise with --max-members)", limits_.max_members));
+    }
+
+    void add(std::uint64_t n) { unpacked_ += n; }
+
+    void check() const {
+        if (unpacked_ > limits_.max_unpacked_bytes)
+            throw CorruptPackage(fmt::format("unpacks to more than {} bytes (raise with --max-unpacked-bytes)",
+                                             limits_.max_unpacked_bytes));
+        // Judged against the whole file's size, so a package whose start
+        // compresses better than its end is not refused half way.
+        const std::uint64_t packed = std::max<std::uint64_t>({file_size_, src_.size, 1});
+        const bool over_ratio = unpacked_ / packed > limits_.max_ratio ||
+                                (unpacked_ / packed == limits_.max_ratio && unpacked_ % packed != 0);
+        if (unpacked_ > ratio_floor_bytes && over_ratio)
+            throw CorruptPackage(fmt::format("unpacks to more than {} times its size (raise with --max-ratio)",
+                                             limits_.max_ratio));
+    }
+
+    void unpacked(std::uint64_t n) {
+        add(n);
+        check();
+    }
+
+    const ScanLimits& limits() const { return limits_; }
+
+private:
+    const ScanLimits& limits_;
+    const HashingSource& src_;
+    std::uint64_t file_size_;
+    std::uint64_t members_ = 0;
+    std::uint64_t unpacked_ = 0;
+};
+
+// Reads an inner archive from the current entry of an outer one. The bytes
+// it hands over are counted; the inner walk checks the budget.
 struct EntrySource {
     archive* outer;
+    Budget* budget;
     static la_ssize_t callback(archive* a, void* self, const void** out) {
         auto* s = static_cast<EntrySource*>(self);
         thread_local std::unique_ptr<unsigned char[]> buf = std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
@@ -95,9 +179,72 @@ struct EntrySource {
             archive_set_error(a, archive_errno(s->outer), "%s", la::error_of(s->outer).c_str());
             return -1;
         }
+        s->budget->add(static_cast<std::uint64_t>(n));
         *out = buf.get();
         return n;
     }
+};
+
+// The state of one scan: the bytes' source (whose callbacks may have
+// stashed an exception) and the budget.
+struct Scan {
+    HashingSource& src;
+    Budget budget;
+
+    // A libarchive failure: our own exception from a callback when there is
+    // one, else libarchive's message after `where` (a member, or nothing).
+    [[noreturn]] void fail(archive* a, const std::string& where) const {
+        if (src.pending) std::rethrow_exception(src.pending);
+        throw CorruptPackage(where + la::error_of(a));
+    }
+};
+
+// The path a member would be extracted to: leading "./", repeated '/' and
+// "." segments dropped, no trailing '/'. Absolute paths and ".." segments
+// are never legitimate in a conda package and are refused. "" is the root.
+std::string normalise_member_path(std::string_view raw, const std::string& where) {
+    if (raw.starts_with('/'))
+        throw CorruptPackage(fmt::format("{}member {} has an absolute path", where, member_name(raw)));
+    std::string out;
+    std::size_t pos = 0;
+    while (pos <= raw.size()) {
+        std::size_t end = raw.find('/', pos);
+        if (end == std::string_view::npos) end = raw.size();
+        const std::string_view seg = raw.substr(pos, end - pos);
+        if (seg == "..")
+            throw CorruptPackage(fmt::format("{}member {} has a '..' segment", where, member_name(raw)));
+        if (!seg.empty() && seg != ".") {
+            if (!out.empty()) out += '/';
+            out += seg;
+        }
+        pos = end + 1;
+    }
+    return out;
+}
+
+// The normalised paths of one archive's members: a second member with the
+// same path is refused (one archive, one meaning). Bounded by max_members.
+class MemberPaths {
+public:
+    // Records the member; returns its normalised path.
+    std::string add(std::string_view raw, bool is_dir, const std::string& where) {
+        std::string norm = normalise_member_path(raw, where);
+        if (norm.empty()) {
+            if (is_dir) return norm;  // "./": the root itself
+            throw CorruptPackage(fmt::format("{}member {} has an empty path", where, member_name(raw)));
+        }
+        auto [it, fresh] = seen_.try_emplace(norm, raw);
+        if (!fresh) {
+            if (it->second == raw)
+                throw CorruptPackage(fmt::format("{}member {} appears twice", where, member_name(raw)));
+            throw CorruptPackage(
+                fmt::format("{}members {} and {} are the same path", where, member_name(it->second), member_name(raw)));
+        }
+        return norm;
+    }
+
+private:
+    std::unordered_map<std::string, std::string> seen_;  // normalised -> as written
 };
 
 constexpr std::size_t eocd_bytes = 22;
@@ -112,7 +259,7 @@ std::uint32_t le(const std::string& s, std::size_t pos, int bytes) {
 // The streaming zip reader never looks at the central directory, so check
 // that the file ends in an intact end-of-central-directory record that
 // counts the members read and points at a central directory inside the file.
-void check_zip_end(const std::string& tail, std::uint64_t file_size, int members, const std::string& what) {
+void check_zip_end(const std::string& tail, std::uint64_t file_size, std::uint64_t members) {
     if (tail.size() >= eocd_bytes) {
         for (std::size_t pos = tail.size() - eocd_bytes + 1; pos-- > 0;) {
             if (tail.compare(pos, 4, "PK\x05\x06") != 0) continue;
@@ -122,62 +269,81 @@ void check_zip_end(const std::string& tail, std::uint64_t file_size, int members
             const std::uint32_t cd_offset = le(tail, pos + 16, 4);
             const std::uint32_t comment = le(tail, pos + 20, 2);
             if (pos + eocd_bytes + comment != tail.size()) continue;
-            if (entries != static_cast<std::uint32_t>(members) || std::uint64_t{cd_offset} + cd_size != eocd_offset)
-                throw CorruptPackage(what + ": zip central directory does not match its members");
+            if (entries != members || std::uint64_t{cd_offset} + cd_size != eocd_offset)
+                throw CorruptPackage("zip central directory does not match its members");
             return;
         }
     }
-    throw CorruptPackage(what + ": zip end-of-central-directory record is missing or damaged");
+    throw CorruptPackage("zip end-of-central-directory record is missing or damaged");
 }
 
-void discard_data(archive* a, const std::string& what) {
+// Reads the current member's data to its end, counting it. With `cap`, a
+// member longer than cap bytes is refused with `too_big()` as the reason.
+template <class TooBig>
+void skip_data(archive* a, Scan& s, const std::string& where, std::uint64_t cap, TooBig&& too_big) {
     thread_local std::unique_ptr<unsigned char[]> buf = std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
+    std::uint64_t total = 0;
     for (;;) {
         la_ssize_t n = archive_read_data(a, buf.get(), read_chunk);
         if (n == 0) return;
-        if (n < 0) throw CorruptPackage(what + ": " + la::error_of(a));
+        if (n < 0) s.fail(a, where);
+        total += static_cast<std::uint64_t>(n);
+        s.budget.unpacked(static_cast<std::uint64_t>(n));
+        if (total > cap) throw CorruptPackage(too_big());
     }
 }
 
-std::string read_entry_capped(archive* a, const std::string& what) {
+void discard_data(archive* a, Scan& s, const std::string& where) {
+    skip_data(a, s, where, UINT64_MAX, [] { return std::string(); });
+}
+
+std::string read_entry_capped(archive* a, Scan& s, const std::string& where) {
     std::string data;
     char buf[16384];
     for (;;) {
         la_ssize_t n = archive_read_data(a, buf, sizeof buf);
         if (n == 0) return data;
-        if (n < 0) throw CorruptPackage(what + ": " + la::error_of(a));
+        if (n < 0) s.fail(a, where);
+        s.budget.unpacked(static_cast<std::uint64_t>(n));
         if (data.size() + static_cast<std::size_t>(n) > max_index_json_bytes)
-            throw CorruptPackage(fmt::format("{}: info/index.json is larger than {} bytes", what, max_index_json_bytes));
+            throw CorruptPackage(fmt::format("{}info/index.json is larger than {} bytes", where, max_index_json_bytes));
         data.append(buf, static_cast<std::size_t>(n));
     }
 }
 
 // Walks a tar stream to its end, every member's data read (so compression
-// checksums are verified), returning info/index.json when present.
-std::optional<nlohmann::json> walk_tar(archive* a, const std::string& what) {
+// checksums are verified), returning info/index.json when present. `where`
+// prefixes reasons ("" or "info-NAME.tar.zst: ").
+std::optional<nlohmann::json> walk_tar(archive* a, Scan& s, MemberPaths& paths, const std::string& where) {
     std::optional<nlohmann::json> index;
     archive_entry* e = nullptr;
     for (;;) {
         int rc = archive_read_next_header(a, &e);
+        s.budget.check();  // what the header cost to reach
         if (rc == ARCHIVE_EOF) break;
-        if (rc != ARCHIVE_OK) throw CorruptPackage(what + ": " + la::error_of(a));
+        if (rc != ARCHIVE_OK) s.fail(a, where);
+        s.budget.member();
         const char* p = archive_entry_pathname(e);
-        std::string_view path = p != nullptr ? p : "";
-        if (path.starts_with("./")) path.remove_prefix(2);
+        const std::string raw = p != nullptr ? p : "";
+        const std::string path = paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, where);
         if (path == "info/index.json" && archive_entry_filetype(e) == AE_IFREG) {
-            if (index) throw CorruptPackage(what + ": info/index.json appears twice");
-            const std::string text = read_entry_capped(a, what);
+            const std::string text = read_entry_capped(a, s, where);
             nlohmann::json j;
             try {
                 j = parse_json(text, JsonLimits{.max_bytes = max_index_json_bytes});
             } catch (const JsonError& e) {
-                throw CorruptPackage(what + ": info/index.json: " + e.what());
+                throw CorruptPackage(where + "info/index.json: " + e.what());
             }
-            if (!j.is_object())
-                throw CorruptPackage(what + ": info/index.json is not a JSON object");
+            if (!j.is_object()) throw CorruptPackage(where + "info/index.json is not a JSON object");
             index = std::move(j);
+        } else if (path.starts_with("info/")) {
+            const std::uint64_t cap = s.budget.limits().max_info_bytes;
+            skip_data(a, s, where, cap, [&] {
+                return fmt::format("{}member {} is larger than {} bytes (raise with --max-info-bytes)", where,
+                                   member_name(raw), cap);
+            });
         } else {
-            discard_data(a, what);
+            discard_data(a, s, where);
         }
     }
     return index;
@@ -189,64 +355,150 @@ la::Reader new_reader() {
     return r;
 }
 
-void open_from(archive* a, void* self, archive_read_callback* cb, const std::string& what) {
-    if (archive_read_open(a, self, nullptr, cb, nullptr) != ARCHIVE_OK)
-        throw CorruptPackage(what + ": " + la::error_of(a));
+void open_from(archive* a, Scan& s, void* self, archive_read_callback* cb, const std::string& where) {
+    if (archive_read_open(a, self, nullptr, cb, nullptr) != ARCHIVE_OK) s.fail(a, where);
 }
 
-}  // namespace
+// Walks the tar in the current member of the outer zip `a` (zstd-compressed).
+std::optional<nlohmann::json> walk_inner_tar(archive* a, Scan& s, MemberPaths& paths, const std::string& member) {
+    EntrySource inner_src{a, &s.budget};
+    la::Reader inner = new_reader();
+    archive_read_support_filter_zstd(inner.get());
+    archive_read_support_format_tar(inner.get());
+    const std::string where = member + ": ";
+    open_from(inner.get(), s, &inner_src, &EntrySource::callback, where);
+    auto index = walk_tar(inner.get(), s, paths, where);
+    discard_data(a, s, where);  // the rest of the member, to its CRC
+    return index;
+}
 
-PackageScan scan_package(int fd, const PackageName& name, const std::string& display) {
-    HashingSource src(fd);
+PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLimits& limits, std::uint64_t file_size) {
+    Scan s{.src = src, .budget = Budget(limits, src, file_size)};
     PackageScan out;
-    int zip_members = -1;  // set for .conda: checked against the zip's end record
+    std::optional<std::uint64_t> zip_members;  // set for .conda: checked against the zip's end record
     la::Reader a = new_reader();
     if (name.format == PackageFormat::TarBz2) {
         archive_read_support_filter_bzip2(a.get());
         archive_read_support_format_tar(a.get());
-        open_from(a.get(), &src, &HashingSource::callback, display);
-        out.index_json = walk_tar(a.get(), display);
+        open_from(a.get(), s, &src, &HashingSource::callback, "");
+        MemberPaths paths;
+        out.index_json = walk_tar(a.get(), s, paths, "");
     } else {
         // The outer zip is read as a stream (no seeking): every member is read
-        // through, so CRC-32s are checked and every byte is hashed once.
+        // through, so CRC-32s are checked and every byte is hashed once. Both
+        // inner tars extract into one tree, so they share one set of paths.
         archive_read_support_format_zip_streamable(a.get());
         src.tail_cap = eocd_bytes + max_zip_comment;
-        open_from(a.get(), &src, &HashingSource::callback, display);
+        open_from(a.get(), s, &src, &HashingSource::callback, "");
         const std::string info_member = "info-" + name.stem() + ".tar.zst";
         const std::string pkg_member = "pkg-" + name.stem() + ".tar.zst";
-        int info_seen = 0, pkg_seen = 0, members = 0;
+        MemberPaths zip_paths, tree_paths;
+        int info_seen = 0, pkg_seen = 0;
+        std::uint64_t members = 0;
         archive_entry* e = nullptr;
         for (;;) {
             int rc = archive_read_next_header(a.get(), &e);
+            s.budget.check();
             if (rc == ARCHIVE_EOF) break;
-            if (rc != ARCHIVE_OK) throw CorruptPackage(display + ": " + la::error_of(a.get()));
-            const char* p = archive_entry_pathname(e);
-            const std::string member = p != nullptr ? p : "";
+            if (rc != ARCHIVE_OK) s.fail(a.get(), "");
+            s.budget.member();
             ++members;
-            if (member == info_member) {
-                ++info_seen;
-                EntrySource inner_src{a.get()};
-                la::Reader inner = new_reader();
-                archive_read_support_filter_zstd(inner.get());
-                archive_read_support_format_tar(inner.get());
-                const std::string what = display + ": " + member;
-                open_from(inner.get(), &inner_src, &EntrySource::callback, what);
-                out.index_json = walk_tar(inner.get(), what);
-                discard_data(a.get(), display);  // the rest of the member, to its CRC
+            const char* p = archive_entry_pathname(e);
+            const std::string raw = p != nullptr ? p : "";
+            zip_paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, "");
+            // conda looks these two up by their exact names.
+            if (raw == info_member || raw == pkg_member) {
+                ++(raw == info_member ? info_seen : pkg_seen);
+                if (auto index = walk_inner_tar(a.get(), s, tree_paths, raw)) out.index_json = std::move(index);
             } else {
-                if (member == pkg_member) ++pkg_seen;
-                discard_data(a.get(), display + ": " + member);
+                discard_data(a.get(), s, member_name(raw) + ": ");
             }
         }
         if (info_seen != 1 || pkg_seen != 1)
-            throw CorruptPackage(fmt::format("{}: expected one {} and one {} (found {} and {})", display, info_member,
-                                             pkg_member, info_seen, pkg_seen));
+            throw CorruptPackage(fmt::format("expected one {} and one {} (found {} and {})", info_member, pkg_member,
+                                             info_seen, pkg_seen));
         zip_members = members;
     }
     src.drain();
-    if (zip_members >= 0) check_zip_end(src.tail, src.size, zip_members, display);
+    if (zip_members) check_zip_end(src.tail, src.size, *zip_members);
     src.finish(out);
     return out;
+}
+
+void rewind(int fd) {
+    if (::lseek(fd, 0, SEEK_SET) != 0) throw fs::errno_error("package: lseek");
+}
+
+}  // namespace
+
+PackageScan scan_package(int fd, const PackageName& name, const ScanLimits& limits) {
+    HashingSource src(fd);
+    const struct stat st = fs::fstat_or_throw(fd, "package");
+    return scan_from(src, name, limits, S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0);
+}
+
+PackageScan scan_trusted_package(int fd, const PackageName& name, const TrustedRecord& record,
+                                 const ScanLimits& limits) {
+    {
+        // First the raw bytes alone, never past record.size + 1.
+        HashingSource raw(fd, record.size);
+        raw.drain();
+        PackageScan hashed;
+        raw.finish(hashed);
+        if (hashed.size > record.size)
+            throw VerdictError(Verdict::Invalid,
+                               fmt::format("larger than the signed size of {} bytes", record.size));
+        if (hashed.size < record.size)
+            throw VerdictError(Verdict::Invalid, fmt::format("{} bytes, smaller than the signed size of {} bytes",
+                                                             hashed.size, record.size));
+        if (hashed.sha256 != record.sha256)
+            throw VerdictError(Verdict::Invalid, "sha256 does not match the signed index");
+        if (record.md5 && hashed.md5 != *record.md5)
+            throw VerdictError(Verdict::Invalid, "md5 does not match the signed index");
+    }
+    // The signed bytes: now decompress them, from the same descriptor. They
+    // are hashed again on the way; bytes changed in between are refused.
+    rewind(fd);
+    HashingSource src(fd, record.size);
+    const auto changed = [] { return VerdictError(Verdict::Invalid, "changed while being read"); };
+    PackageScan out;
+    try {
+        out = scan_from(src, name, limits, record.size);
+    } catch (const CorruptPackage&) {
+        if (src.over_max()) throw changed();
+        throw;
+    }
+    if (out.size != record.size || out.sha256 != record.sha256) throw changed();
+    return out;
+}
+
+namespace {
+
+template <std::size_t N>
+bool from_hex(std::string_view hex, std::array<unsigned char, N>& out) {
+    auto nibble = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    if (hex.size() != 2 * N) return false;
+    for (std::size_t i = 0; i < N; ++i) {
+        const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<unsigned char>(hi << 4 | lo);
+    }
+    return true;
+}
+
+}  // namespace
+
+std::optional<TrustedRecord> trusted_record_from_hex(std::uint64_t size, std::string_view sha256_hex,
+                                                     std::string_view md5_hex) {
+    TrustedRecord r{.size = size, .sha256 = {}, .md5 = std::nullopt};
+    if (!from_hex(sha256_hex, r.sha256)) return std::nullopt;
+    if (!md5_hex.empty() && !from_hex(md5_hex, r.md5.emplace())) return std::nullopt;
+    return r;
 }
 
 std::optional<std::string> identity_mismatch(const nlohmann::json& j, const PackageName& name,

@@ -223,12 +223,11 @@ TEST_F(Channel, PackageBytesNoLongerMatchRecord) {
     write_file(alpha, bytes);
     Result r = of(verify(), "alpha-1.0-0.conda");
     EXPECT_EQ(r.verdict, Verdict::Invalid);
-    EXPECT_NE(r.reason.find("alpha-1.0-0.conda: sha256 does not match the signed index"), std::string::npos) << r.reason;
-    EXPECT_NE(r.reason.find("archive is damaged"), std::string::npos) << r.reason;
+    EXPECT_EQ(r.reason, "sha256 does not match the signed index");
     write_file(alpha, bytes + "x");
     r = of(verify(), "alpha-1.0-0.conda");
     EXPECT_EQ(r.verdict, Verdict::Invalid);
-    EXPECT_NE(r.reason.find("the signed index says"), std::string::npos) << r.reason;
+    EXPECT_NE(r.reason.find("larger than the signed size"), std::string::npos) << r.reason;
 }
 
 TEST_F(Channel, A7_replay_of_a_valid_package_under_another_name) {

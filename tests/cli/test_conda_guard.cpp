@@ -204,3 +204,30 @@ TEST_F(CondaGuard, ManPageDocumentsEveryOption) {
     for (const char* word : {"EXIT STATUS", "VERIFICATION POLICY", "EXAMPLES", "info.guard", "ROLLBACK", "EXPIRED"})
         EXPECT_NE(man.find(word), std::string::npos) << word;
 }
+
+// A12: index's caps on reading uploads are options; each takes one value and
+// a package over one is left out with a reason naming the option.
+TEST_F(CondaGuard, A12_index_scan_limits_are_options) {
+    for (auto [opt, why] : {std::pair{"--max-members", "has more than 3 members (raise with --max-members)"},
+                            {"--max-unpacked-bytes", "unpacks to more than 3 bytes (raise with --max-unpacked-bytes)"},
+                            {"--max-info-bytes",
+                             "info-alpha-1.0-0.tar.zst: member 'info/paths.json' is larger than 3 bytes (raise with "
+                             "--max-info-bytes)"}}) {
+        RunResult r = g({"index", opt, "3", ch().string()});
+        EXPECT_EQ(r.status, 1) << opt << ": " << r.err;
+        EXPECT_NE(r.err.find(std::string("noarch/alpha-1.0-0.conda: left out of the index: corrupt archive: ") + why),
+                  std::string::npos)
+            << r.err;
+    }
+    build_package(ch() / "noarch", PackageSpec{.name = "zeros", .files = {{"share/zeros", std::string(2 << 20, '\0')}}});
+    RunResult r = g({"index", "--max-ratio", "2", ch().string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("zeros-1.0-0.conda: left out of the index: corrupt archive: unpacks to more than 2 times its "
+                         "size (raise with --max-ratio)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(g({"index", "--max-ratio", "100000", ch().string()}).status, 0);
+    for (const char* bad : {"0", "-1", "1x", "99999999999999999999999"})
+        EXPECT_EQ(g({"index", "--max-members", bad, ch().string()}).status, 2) << bad;
+    EXPECT_EQ(g({"index", "--max-members", "1", "2", ch().string()}).status, 2) << "one value per occurrence";
+}

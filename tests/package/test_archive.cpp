@@ -4,6 +4,9 @@
 #include "../support/packages.hpp"
 #include "../support/support.hpp"
 
+#include <condaguard/sys/fs.hpp>
+
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -14,19 +17,46 @@ using namespace condaguard::test;
 
 namespace {
 
-PackageScan scan(const stdfs::path& p) {
-    int fd = ::open(p.c_str(), O_RDONLY);
-    if (fd < 0) throw std::runtime_error("open " + p.string());
-    auto name = parse_package_file_name(p.filename().string());
-    try {
-        auto s = scan_package(fd, *name, p.filename().string());
-        ::close(fd);
-        return s;
-    } catch (...) {
-        ::close(fd);
-        throw;
-    }
+fs::Fd open_for_test(const stdfs::path& p) {
+    fs::Fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw std::runtime_error("open " + p.string());
+    return fd;
 }
+
+PackageScan scan(const stdfs::path& p, const ScanLimits& limits = {}) {
+    const fs::Fd fd = open_for_test(p);
+    return scan_package(fd.get(), *parse_package_file_name(p.filename().string()), limits);
+}
+
+PackageScan scan_trusted(const stdfs::path& p, const TrustedRecord& record, const ScanLimits& limits = {}) {
+    const fs::Fd fd = open_for_test(p);
+    return scan_trusted_package(fd.get(), *parse_package_file_name(p.filename().string()), record, limits);
+}
+
+TrustedRecord record_of(const std::string& bytes) {
+    return TrustedRecord{.size = bytes.size(), .sha256 = sha256_bytes(bytes), .md5 = std::nullopt};
+}
+
+// The reason `body` is refused with as INVALID ("" when it is not).
+template <class F>
+std::string invalid_reason(F&& body) {
+    try {
+        body();
+    } catch (const VerdictError& e) {
+        EXPECT_EQ(e.verdict(), Verdict::Invalid) << e.what();
+        return e.what();
+    }
+    return "";
+}
+
+template <class F>
+::testing::AssertionResult refused_with(F&& body, std::string_view fragment) {
+    const std::string why = invalid_reason(body);
+    if (why.find(fragment) != std::string::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "reason: '" << why << "', expected it to contain '" << fragment << "'";
+}
+
+#define EXPECT_REFUSED(expr, fragment) EXPECT_TRUE(refused_with([&] { (void)(expr); }, fragment))
 
 }  // namespace
 
@@ -141,4 +171,221 @@ TEST(Package, RealPackagesMatchUpstreamRecords) {
             EXPECT_FALSE(identity_mismatch(*s.index_json, *parse_package_file_name(fn), sd)) << fn;
         }
     }
+}
+
+// Reasons never carry the package's own path (the CLI prints it beside them).
+TEST(Package, ReasonsDoNotNameThePackageFile) {
+    TempDir t;
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        const auto path = build_package(t.path(), PackageSpec{.name = "named", .format = fmt});
+        const std::string good = read_file(path);
+        write_file(path, good.substr(0, good.size() - 40));
+        const std::string why = invalid_reason([&] { scan(path); });
+        EXPECT_FALSE(why.empty());
+        EXPECT_EQ(why.find(path.filename().string()), std::string::npos) << why;
+    }
+}
+
+// libarchive ends some messages in a newline ("ZIP uncompressed data is
+// wrong size (...)\n"); a reason is one line, whatever byte is damaged.
+TEST(Package, DamagedCondaReasonHasNoNewline) {
+    TempDir t;
+    const auto path = build_package(t.path(), PackageSpec{.name = "damaged"});
+    const std::string good = read_file(path);
+    bool saw_wrong_size = false;
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        std::string bad = good;
+        bad[i] ^= 0x20;
+        write_file(path, bad);
+        const std::string why = invalid_reason([&] { scan(path); });
+        EXPECT_EQ(why.find_first_of("\n\r"), std::string::npos) << "byte " << i << ": " << why;
+        saw_wrong_size |= why.find("wrong size") != std::string::npos;
+    }
+    EXPECT_TRUE(saw_wrong_size) << "the damage libarchive reports with a trailing newline was not reached";
+}
+
+// A12: the signed record comes first. A same-size bomb whose sha256 differs
+// is refused on its digest and never decompressed: the tiny unpacked cap,
+// passed through, would have refused it with its own reason otherwise.
+TEST(Package, A12_trusted_record_first_same_size_bomb) {
+    Deadline d(10);
+    TempDir t;
+    const std::string bomb = bzip2_bomb_tar(4096);  // 4 GiB unpacked
+    const auto path = t / "bomb-1.0-0.tar.bz2";
+    write_file(path, bomb);
+    const ScanLimits tiny{.max_unpacked_bytes = 1 << 20,
+                          .max_ratio = default_max_ratio,
+                          .max_info_bytes = default_max_info_bytes,
+                          .max_members = default_max_members};
+    EXPECT_REFUSED(scan(path, tiny), "unpacks to more than 1048576 bytes (raise with --max-unpacked-bytes)");
+    const TrustedRecord signed_other{.size = bomb.size(), .sha256 = sha256_bytes("the package that was signed"),
+                                     .md5 = std::nullopt};
+    EXPECT_EQ(invalid_reason([&] { scan_trusted(path, signed_other, tiny); }), "sha256 does not match the signed index");
+    // When the record does vouch for these bytes, the caps still apply.
+    EXPECT_REFUSED(scan_trusted(path, record_of(bomb), tiny), "raise with --max-unpacked-bytes");
+}
+
+// A12: a file longer than its record is INVALID after record.size + 1 bytes.
+TEST(Package, A12_longer_than_record_reads_only_size_plus_one) {
+    Deadline d(10);
+    TempDir t;
+    const auto path = build_package(t.path(), PackageSpec{.name = "long"});
+    const std::string bytes = read_file(path);
+    const TrustedRecord rec = record_of(bytes);
+    {
+        // 100 MB more, sparse: refused without reading it.
+        fs::Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+        ASSERT_TRUE(fd);
+        ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(bytes.size()) + 100'000'000), 0);
+        EXPECT_EQ(invalid_reason([&] { scan_trusted(path, rec); }),
+                  fmt::format("larger than the signed size of {} bytes", bytes.size()));
+    }
+    // A pipe holding exactly size + 1 bytes, its writer still open: one more
+    // read would block until the deadline.
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    const fs::Fd rd(p[0]), wr(p[1]);
+    ASSERT_LT(bytes.size(), std::size_t{60000}) << "fits the pipe's buffer";
+    fs::write_all(wr.get(), bytes + "x", "pipe");
+    const std::string why = invalid_reason(
+        [&] { scan_trusted_package(rd.get(), *parse_package_file_name(path.filename().string()), rec, {}); });
+    EXPECT_NE(why.find("larger than the signed size"), std::string::npos) << why;
+}
+
+TEST(Package, A12_trusted_record_shorter_other_md5_and_match) {
+    TempDir t;
+    const auto path = build_package(t.path(), PackageSpec{.name = "rec"});
+    const std::string bytes = read_file(path);
+    TrustedRecord rec = record_of(bytes);
+    rec.size += 1;
+    EXPECT_EQ(invalid_reason([&] { scan_trusted(path, rec); }),
+              fmt::format("{} bytes, smaller than the signed size of {} bytes", bytes.size(), bytes.size() + 1));
+    rec = record_of(bytes);
+    rec.md5 = Md5Digest{};
+    EXPECT_EQ(invalid_reason([&] { scan_trusted(path, rec); }), "md5 does not match the signed index");
+    rec.md5 = scan(path).md5;
+    const PackageScan s = scan_trusted(path, rec);
+    EXPECT_EQ(s.sha256, sha256_bytes(bytes));
+    ASSERT_TRUE(s.index_json);
+    EXPECT_EQ((*s.index_json)["name"], "rec");
+    EXPECT_EQ(trusted_record_from_hex(rec.size, to_hex(rec.sha256), to_hex(*rec.md5))->md5, rec.md5);
+    EXPECT_FALSE(trusted_record_from_hex(rec.size, to_hex(rec.sha256).substr(1), ""));
+    EXPECT_FALSE(trusted_record_from_hex(rec.size, to_hex(rec.sha256), "xyz"));
+}
+
+ScanLimits limits_with(void (*change)(ScanLimits&)) {
+    ScanLimits l;
+    change(l);
+    return l;
+}
+
+TEST(Package, A12_unpacked_bytes_cap) {
+    TempDir t;
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        const auto path = build_package(t.path(), PackageSpec{.format = fmt, .files = {{"lib/data", std::string(300000, 'd')}}});
+        EXPECT_NO_THROW(scan(path));
+        EXPECT_REFUSED(scan(path, limits_with([](ScanLimits& l) { l.max_unpacked_bytes = 200000; })),
+                       "unpacks to more than 200000 bytes (raise with --max-unpacked-bytes)");
+    }
+}
+
+// A12: the ratio is judged while reading, against the whole file's size, so
+// a 4 GiB bomb of 180 KiB stops after some 40 MB (the deadline proves it).
+TEST(Package, A12_ratio_cap_stops_a_bomb_early) {
+    Deadline d(10);
+    TempDir t;
+    const auto path = t / "bomb-1.0-0.tar.bz2";
+    write_file(path, bzip2_bomb_tar(4096));
+    EXPECT_REFUSED(scan(path), "unpacks to more than 200 times its size (raise with --max-ratio)");
+    // A raised ratio hands it to the unpacked-bytes cap, which also stops early.
+    EXPECT_REFUSED(scan(path, limits_with([](ScanLimits& l) {
+                       l.max_ratio = 1'000'000;
+                       l.max_unpacked_bytes = 64 << 20;
+                   })),
+                   "raise with --max-unpacked-bytes");
+    // A small package that compresses well is below the ratio's floor.
+    const auto zeros = build_package(t.path(), PackageSpec{.name = "zeros", .format = PackageFormat::TarBz2,
+                                                           .files = {{"share/zeros", std::string(ratio_floor_bytes / 2, '\0')}}});
+    EXPECT_NO_THROW(scan(zeros));
+}
+
+TEST(Package, A12_info_member_cap) {
+    TempDir t;
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        const auto path = build_package(
+            t.path(), PackageSpec{.format = fmt, .extra_info_members = {{"info/about.json", std::string(5000, ' ')}}});
+        EXPECT_NO_THROW(scan(path));
+        EXPECT_REFUSED(scan(path, limits_with([](ScanLimits& l) { l.max_info_bytes = 4096; })),
+                       "member 'info/about.json' is larger than 4096 bytes (raise with --max-info-bytes)");
+    }
+    // info/index.json keeps its own 1 MiB cap.
+    const auto big = build_package(t.path(), PackageSpec{.name = "big", .index_overrides = {{"pad", std::string(max_index_json_bytes, 'x')}}});
+    EXPECT_REFUSED(scan(big, limits_with([](ScanLimits& l) { l.max_ratio = 1'000'000; })),
+                   "info/index.json is larger than 1048576 bytes");
+}
+
+// A12: members of the inner tars count too, not only the zip's three.
+TEST(Package, A12_member_count_cap) {
+    TempDir t;
+    RawMembers many;
+    for (int i = 0; i < 20; ++i) many.push_back({fmt::format("lib/f{}", i), "x"});
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        const auto path = build_package(t.path(), PackageSpec{.format = fmt, .extra_pkg_members = many});
+        EXPECT_NO_THROW(scan(path));
+        EXPECT_REFUSED(scan(path, limits_with([](ScanLimits& l) { l.max_members = 10; })),
+                       "has more than 10 members (raise with --max-members)");
+    }
+}
+
+// A25: two members that extract to one path are two meanings of one
+// package; refused in every tar and in the outer zip.
+TEST(Package, A25_duplicate_index_json_members) {
+    TempDir t;
+    const std::string other = R"({"name": "evil", "version": "6.6", "build": "0", "build_number": 0})";
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        for (const char* dup : {"info/index.json", "info//index.json", "./info/index.json", "info/./index.json"}) {
+            const auto path = build_package(t.path(), PackageSpec{.format = fmt, .extra_info_members = {{dup, other}}});
+            EXPECT_REFUSED(scan(path), "info/index.json") << dup;
+            EXPECT_REFUSED(scan(path), std::string(dup) == "info/index.json" ? "appears twice" : "are the same path")
+                << dup;
+        }
+    }
+    // In a .conda both inner tars extract into one tree.
+    const auto path = build_package(t.path(), PackageSpec{.extra_pkg_members = {{"info/index.json", other}}});
+    EXPECT_REFUSED(scan(path), "member 'info/index.json' appears twice");
+}
+
+TEST(Package, A25_duplicate_payload_and_zip_members) {
+    TempDir t;
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2})
+        for (const char* dup : {"bin/tool", "bin//tool", "./bin/tool", "bin/tool/"}) {
+            const auto path = build_package(t.path(), PackageSpec{.format = fmt, .extra_pkg_members = {{dup, "evil"}}});
+            EXPECT_REFUSED(scan(path), "bin/tool") << dup;
+        }
+    for (const char* dup : {"metadata.json", "./metadata.json"}) {
+        const auto path = build_package(t.path(), PackageSpec{.extra_zip_members = {{dup, "{}"}}});
+        EXPECT_REFUSED(scan(path), "metadata.json") << dup;
+    }
+    const auto twice = build_package(t.path(), PackageSpec{.name = "twice", .extra_zip_members = {{"info-twice-1.0-0.tar.zst", tar_bytes({}, Compression::Zstd)}}});
+    EXPECT_REFUSED(scan(twice), "member 'info-twice-1.0-0.tar.zst' appears twice");
+}
+
+// A16: absolute paths and ".." segments never belong in a conda package;
+// "./" and "//" are only spelling.
+TEST(Package, A16_absolute_and_dotdot_member_paths) {
+    TempDir t;
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        for (auto [bad, why] : {std::pair{"/etc/profile.d/x.sh", "has an absolute path"},
+                                {"../escape", "has a '..' segment"},
+                                {"lib/../../escape", "has a '..' segment"},
+                                {"lib/..", "has a '..' segment"}}) {
+            const auto path = build_package(t.path(), PackageSpec{.format = fmt, .extra_pkg_members = {{bad, "x"}}});
+            EXPECT_REFUSED(scan(path), why) << bad;
+        }
+        const auto odd = build_package(
+            t.path(), PackageSpec{.format = fmt, .extra_pkg_members = {{"./lib//a", "a"}, {"lib/./b", "b"}}});
+        EXPECT_NO_THROW(scan(odd));
+    }
+    const auto newline = build_package(t.path(), PackageSpec{.name = "nl", .extra_pkg_members = {{"/a\nb", "x"}}});
+    EXPECT_REFUSED(scan(newline), "member '/a\\x0ab' has an absolute path");
 }

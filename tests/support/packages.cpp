@@ -2,30 +2,40 @@
 
 #include "support.hpp"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include <lib/archive/handles.hpp>
 
 #include <condaguard/trust/digest.hpp>
 
-#include <memory>
+#include <cstring>
 #include <stdexcept>
 
 namespace condaguard::test {
 
 namespace {
 
-struct WriteFree {
-    void operator()(archive* a) const noexcept { archive_write_free(a); }
-};
-using Writer = std::unique_ptr<archive, WriteFree>;
-
 void ok(archive* a, int rc, const char* what) {
-    if (rc != ARCHIVE_OK) throw std::runtime_error(std::string("test package writer: ") + what + ": " +
-                                                   (archive_error_string(a) ? archive_error_string(a) : "?"));
+    if (rc != ARCHIVE_OK) throw std::runtime_error(std::string("test package writer: ") + what + ": " + la::error_of(a));
+}
+
+la::Writer new_writer() {
+    la::Writer a{archive_write_new()};
+    if (!a) throw std::bad_alloc();
+    return a;
+}
+
+// Output appended to `out`, the last block not padded.
+void open_to_string(archive* a, std::string& out) {
+    auto write = [](archive*, void* self, const void* buf, size_t n) -> la_ssize_t {
+        static_cast<std::string*>(self)->append(static_cast<const char*>(buf), n);
+        return static_cast<la_ssize_t>(n);
+    };
+    ok(a, archive_write_set_bytes_in_last_block(a, 1), "bytes_in_last_block");
+    ok(a, archive_write_open2(a, &out, nullptr, write, nullptr, nullptr), "open");
 }
 
 void add_member(archive* a, const std::string& path, const std::string& data, int mode = 0644) {
-    std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(), archive_entry_free);
+    la::Entry e{archive_entry_new()};
+    if (!e) throw std::bad_alloc();
     archive_entry_set_pathname(e.get(), path.c_str());
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_perm(e.get(), static_cast<mode_t>(mode));
@@ -36,22 +46,78 @@ void add_member(archive* a, const std::string& path, const std::string& data, in
         throw std::runtime_error("test package writer: short write");
 }
 
-using Members = std::vector<std::pair<std::string, std::string>>;
-
-// A tar of `members`, compressed with `filter` (ARCHIVE_FILTER_*), in memory.
-std::string tar_bytes(const Members& members, int filter) {
-    Writer a{archive_write_new()};
-    ok(a.get(), archive_write_set_format_pax_restricted(a.get()), "format");
-    ok(a.get(), archive_write_add_filter(a.get(), filter), "filter");
-    std::vector<char> buf(16 << 20);
-    size_t used = 0;
-    ok(a.get(), archive_write_open_memory(a.get(), buf.data(), buf.size(), &used), "open");
-    for (const auto& [p, d] : members) add_member(a.get(), p, d, p.starts_with("bin/") ? 0755 : 0644);
+// The bzip2 compression of `data`, as one stream.
+std::string bzip2_bytes(const std::string& data) {
+    std::string out;
+    la::Writer a = new_writer();
+    ok(a.get(), archive_write_set_format_raw(a.get()), "raw");
+    ok(a.get(), archive_write_add_filter(a.get(), ARCHIVE_FILTER_BZIP2), "bzip2");
+    open_to_string(a.get(), out);
+    add_member(a.get(), "data", data);
     ok(a.get(), archive_write_close(a.get()), "close");
-    return std::string(buf.data(), used);
+    return out;
+}
+
+// A ustar header block for a regular file `path` of `size` bytes.
+std::string ustar_header(const std::string& path, std::uint64_t size) {
+    std::string h(512, '\0');
+    auto put = [&](std::size_t off, const std::string& s) { std::memcpy(h.data() + off, s.data(), s.size()); };
+    put(0, path);
+    put(100, "0000644");
+    put(108, "0000000");
+    put(116, "0000000");
+    char num[16];
+    std::snprintf(num, sizeof num, "%011llo", static_cast<unsigned long long>(size));
+    put(124, num);
+    put(136, "15000000000");
+    h[156] = '0';
+    put(257, std::string("ustar\0" "00", 8));
+    std::memset(h.data() + 148, ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    std::snprintf(num, sizeof num, "%06o", sum);
+    put(148, std::string(num, 7));  // six digits and a NUL, then the space already there
+    return h;
 }
 
 }  // namespace
+
+std::string tar_bytes(const RawMembers& members, Compression compression) {
+    std::string out;
+    la::Writer a = new_writer();
+    ok(a.get(), archive_write_set_format_pax_restricted(a.get()), "format");
+    switch (compression) {
+    case Compression::None: break;
+    case Compression::Bzip2: ok(a.get(), archive_write_add_filter(a.get(), ARCHIVE_FILTER_BZIP2), "bzip2"); break;
+    case Compression::Zstd: ok(a.get(), archive_write_add_filter(a.get(), ARCHIVE_FILTER_ZSTD), "zstd"); break;
+    }
+    open_to_string(a.get(), out);
+    for (const auto& m : members) add_member(a.get(), m.path, m.data, m.path.starts_with("bin/") ? 0755 : 0644);
+    ok(a.get(), archive_write_close(a.get()), "close");
+    return out;
+}
+
+std::string zip_bytes(const RawMembers& members) {
+    std::string out;
+    la::Writer z = new_writer();
+    ok(z.get(), archive_write_set_format_zip(z.get()), "zip");
+    ok(z.get(), archive_write_set_format_option(z.get(), "zip", "compression", "store"), "store");
+    open_to_string(z.get(), out);
+    for (const auto& m : members) add_member(z.get(), m.path, m.data);
+    ok(z.get(), archive_write_close(z.get()), "close");
+    return out;
+}
+
+std::string bzip2_bomb_tar(std::uint64_t unpacked_mib) {
+    constexpr std::uint64_t mib = 1 << 20;
+    if (unpacked_mib == 0) throw std::invalid_argument("bzip2_bomb_tar: at least 1 MiB");
+    // The header, then unpacked_mib MiB of zeros: the member's data and, in
+    // its last 1024 bytes, the two zero blocks that end a tar.
+    std::string out = bzip2_bytes(ustar_header("bomb", unpacked_mib * mib - 1024));
+    const std::string zeros_stream = bzip2_bytes(std::string(mib, '\0'));
+    for (std::uint64_t i = 0; i < unpacked_mib; ++i) out += zeros_stream;
+    return out;
+}
 
 std::string PackageSpec::file_name() const {
     return name + "-" + version + "-" + build + (format == PackageFormat::Conda ? ".conda" : ".tar.bz2");
@@ -75,32 +141,29 @@ std::filesystem::path build_package(const std::filesystem::path& dir, const Pack
                          {"size_in_bytes", d.size()}});
         files_list += p + "\n";
     }
-    Members info;
-    if (s.with_index_json) info.emplace_back("info/index.json", index.dump(2) + "\n");
-    info.emplace_back("info/paths.json", nlohmann::json{{"paths", paths}, {"paths_version", 1}}.dump(2) + "\n");
-    info.emplace_back("info/files", files_list);
-    Members payload(s.files.begin(), s.files.end());
+    RawMembers info;
+    if (s.with_index_json) info.push_back({"info/index.json", index.dump(2) + "\n"});
+    info.push_back({"info/paths.json", nlohmann::json{{"paths", paths}, {"paths_version", 1}}.dump(2) + "\n"});
+    info.push_back({"info/files", files_list});
+    info.insert(info.end(), s.extra_info_members.begin(), s.extra_info_members.end());
+    RawMembers payload;
+    for (const auto& [p, d] : s.files) payload.push_back({p, d});
+    payload.insert(payload.end(), s.extra_pkg_members.begin(), s.extra_pkg_members.end());
 
     std::filesystem::create_directories(dir);
     const auto out = dir / s.file_name();
     std::string bytes;
     if (s.format == PackageFormat::TarBz2) {
-        Members all = info;
+        RawMembers all = info;
         all.insert(all.end(), payload.begin(), payload.end());
-        bytes = tar_bytes(all, ARCHIVE_FILTER_BZIP2);
+        bytes = tar_bytes(all, Compression::Bzip2);
     } else {
         const std::string stem = s.name + "-" + s.version + "-" + s.build;
-        Writer z{archive_write_new()};
-        ok(z.get(), archive_write_set_format_zip(z.get()), "zip");
-        ok(z.get(), archive_write_set_format_option(z.get(), "zip", "compression", "store"), "store");
-        std::vector<char> buf(32 << 20);
-        size_t used = 0;
-        ok(z.get(), archive_write_open_memory(z.get(), buf.data(), buf.size(), &used), "open");
-        add_member(z.get(), "metadata.json", "{\"conda_pkg_format_version\": 2}");
-        add_member(z.get(), "pkg-" + stem + ".tar.zst", tar_bytes(payload, ARCHIVE_FILTER_ZSTD));
-        add_member(z.get(), "info-" + stem + ".tar.zst", tar_bytes(info, ARCHIVE_FILTER_ZSTD));
-        ok(z.get(), archive_write_close(z.get()), "close");
-        bytes.assign(buf.data(), used);
+        RawMembers outer{{"metadata.json", "{\"conda_pkg_format_version\": 2}"},
+                         {"pkg-" + stem + ".tar.zst", tar_bytes(payload, Compression::Zstd)},
+                         {"info-" + stem + ".tar.zst", tar_bytes(info, Compression::Zstd)}};
+        outer.insert(outer.end(), s.extra_zip_members.begin(), s.extra_zip_members.end());
+        bytes = zip_bytes(outer);
     }
     write_file(out, bytes);
     return out;

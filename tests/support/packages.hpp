@@ -1,17 +1,28 @@
 // Writes real conda packages for tests: .tar.bz2 (bzip2 tar) and .conda
 // (stored zip of metadata.json, pkg-*.tar.zst and info-*.tar.zst), each with
-// info/index.json, info/paths.json and info/files, via libarchive.
+// info/index.json, info/paths.json and info/files, via libarchive. Malicious
+// packages add raw members (any name, duplicates kept) or are made whole
+// from raw bytes (tar_bytes, zip_bytes, bzip2_bomb_tar).
 #pragma once
 
 #include <condaguard/package/archive.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace condaguard::test {
+
+// One archive member exactly as written: its path is not cleaned up.
+struct RawMember {
+    std::string path;
+    std::string data;
+};
+using RawMembers = std::vector<RawMember>;
 
 struct PackageSpec {
     std::string name = "pkg";
@@ -24,11 +35,29 @@ struct PackageSpec {
     // Applied to info/index.json after the defaults; a null value removes a key.
     nlohmann::json index_overrides = nlohmann::json::object();
     bool with_index_json = true;
+    // Written after the generated members, as given: into info-*.tar.zst,
+    // pkg-*.tar.zst and the outer zip of a .conda; a .tar.bz2 has one tar,
+    // which gets the info and pkg extras (and no zip ones).
+    RawMembers extra_info_members;
+    RawMembers extra_pkg_members;
+    RawMembers extra_zip_members;
 
     std::string file_name() const;
 };
 
 // Writes the package into `dir` and returns its path.
 std::filesystem::path build_package(const std::filesystem::path& dir, const PackageSpec& spec);
+
+enum class Compression { None, Bzip2, Zstd };
+
+// A pax tar of exactly `members`, in order, compressed as asked.
+std::string tar_bytes(const RawMembers& members, Compression compression);
+// A zip of exactly `members` (stored, as .conda files are).
+std::string zip_bytes(const RawMembers& members);
+
+// A .tar.bz2 decompression bomb: one member of `unpacked_mib` MiB of zeros,
+// made of concatenated bzip2 streams, so it is tiny and quick to build
+// (about 50 bytes per MiB) while reading it through costs the full size.
+std::string bzip2_bomb_tar(std::uint64_t unpacked_mib);
 
 }  // namespace condaguard::test

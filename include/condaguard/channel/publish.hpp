@@ -5,6 +5,7 @@
 
 #include <condaguard/channel/guard.hpp>
 #include <condaguard/channel/layout.hpp>
+#include <condaguard/package/archive.hpp>
 #include <condaguard/trust/keys.hpp>
 
 #include <filesystem>
@@ -28,6 +29,7 @@ struct IndexSigning {
 struct IndexOptions {
     unsigned jobs = 0;  // 0: one per core
     std::optional<IndexSigning> signing;
+    ScanLimits limits;  // caps on reading each package (no signed record vouches for uploads)
 };
 
 struct IndexProblem {
