@@ -43,12 +43,12 @@ protected:
 TEST_F(CondaGuard, IndexPrintsOneLinePerSubdir) {
     RunResult r = g({"index", ch().string()});
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.out.find((ch() / "noarch" / "repodata.json").string() + ": 1 packages (1 read, 0 unchanged)"),
+    EXPECT_NE(r.out.find((ch() / "noarch" / "repodata.json").string() + ": 1 package (1 read, 0 unchanged)"),
               std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find((ch() / "linux-64" / "repodata.json").string() + ": 1 packages"), std::string::npos);
+    EXPECT_NE(r.out.find((ch() / "linux-64" / "repodata.json").string() + ": 1 package ("), std::string::npos);
     r = g({"index", ch().string()});
-    EXPECT_NE(r.out.find("1 packages (0 read, 1 unchanged)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("1 package (0 read, 1 unchanged)"), std::string::npos) << r.out;
     RunResult j = g({"index", ch().string(), "--json"});
     ASSERT_EQ(j.status, 0);
     json doc = json::parse(j.out);
@@ -92,7 +92,10 @@ TEST_F(CondaGuard, SignedChannelVerifiesAndTamperingFails) {
     EXPECT_NE(s.out.find("signed: noarch/alpha-1.0-0.conda"), std::string::npos);
     RunResult ok = g({"verify-channel", ch().string(), "--channel-id", "demo"});
     EXPECT_EQ(ok.status, 0) << ok.out << ok.err;
-    EXPECT_EQ(std::count(ok.out.begin(), ok.out.end(), '\n'), 4) << ok.out;
+    // Per subdir: a summary line, the index's line, the packages' lines.
+    EXPECT_EQ(std::count(ok.out.begin(), ok.out.end(), '\n'), 6) << ok.out;
+    EXPECT_EQ(ok.out.rfind("linux-64: index VALID; 1 package, all VALID\n", 0), 0u) << ok.out;
+    EXPECT_NE(ok.out.find("\nnoarch: index VALID; 1 package, all VALID\n"), std::string::npos) << ok.out;
 
     std::string bytes = read_file(ch() / "noarch" / "repodata.json");
     bytes[bytes.find("alpha") + 1] = 'L';
@@ -109,6 +112,18 @@ TEST_F(CondaGuard, SignedChannelVerifiesAndTamperingFails) {
             found = true;
         }
     EXPECT_TRUE(found);
+    // The same findings per subdir: the index's, then its packages' (none: the index failed).
+    ASSERT_EQ(j["subdirs"].size(), 2u);
+    EXPECT_EQ(j["subdirs"][0]["subdir"], "linux-64");
+    EXPECT_EQ(j["subdirs"][0]["status"], "ok");
+    EXPECT_EQ(j["subdirs"][0]["index"]["verdict"], "VALID");
+    ASSERT_EQ(j["subdirs"][0]["packages"].size(), 1u);
+    EXPECT_EQ(j["subdirs"][1]["subdir"], "noarch");
+    EXPECT_EQ(j["subdirs"][1]["status"], "fail");
+    EXPECT_EQ(j["subdirs"][1]["index"]["verdict"], "INVALID");
+    EXPECT_TRUE(j["subdirs"][1]["packages"].empty());
+    RunResult text = g({"verify-channel", ch().string()});
+    EXPECT_NE(text.out.find("\nnoarch: index INVALID; packages not checked\n"), std::string::npos) << text.out;
 }
 
 TEST_F(CondaGuard, ExpiredIndexAndAllowExpired) {
@@ -163,7 +178,9 @@ TEST_F(CondaGuard, KeysListShowRemove) {
     ASSERT_EQ(list.status, 0) << list.err;
     const std::string fp = PublicKey::from_pem(read_file(keys() / "chan.pub"), "p", {}).fingerprint();
     EXPECT_NE(list.out.find("chan"), std::string::npos);
-    EXPECT_NE(list.out.find(fp), std::string::npos) << list.out;
+    EXPECT_EQ(list.out.find(fp), std::string::npos) << "text shows the short form\n" << list.out;
+    EXPECT_NE(list.out.find(fp.substr(0, 16)), std::string::npos) << list.out;
+    EXPECT_NE(g({"keys", "list", "-v"}).out.find(fp), std::string::npos) << "-v shows it in full";
     write_file(keys() / "junk.pub", "nonsense\n");
     RunResult list2 = g({"keys", "list", "--json"});
     json j = json::parse(list2.out);

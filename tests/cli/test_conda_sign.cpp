@@ -17,9 +17,18 @@ using namespace condaguard::test;
 
 namespace {
 
-// The text format of one verification line.
-std::string fmt_line(const std::string& path, const std::string& verdict, const std::string& reason) {
-    return fmt::format("{:<40} {:<13} {}\n", path, verdict, reason);
+struct Line {
+    std::string path, verdict, reason;
+};
+
+// The text format of verification lines: the path column as wide as the
+// longest path, the verdict column as wide as UNTRUSTED_KEY, two spaces apart.
+std::string golden(const std::vector<Line>& lines) {
+    std::size_t width = 0;
+    for (const auto& l : lines) width = std::max(width, l.path.size());
+    std::string out;
+    for (const auto& l : lines) out += fmt::format("{:<{}}  {:<13}  {}\n", l.path, width, l.verdict, l.reason);
+    return out;
 }
 
 class CondaSign : public ::testing::Test {
@@ -146,17 +155,20 @@ TEST_F(CondaSign, VerifyLinesAndExitCodes) {
     ASSERT_EQ(cs_keys({a.string(), b.string()}).status, 0);
     const std::string fp = PublicKey::from_pem(read_file(keys() / "MyKey.pub"), "p", {}).fingerprint();
 
+    const std::string short_fp = fp.substr(0, 16);
     RunResult ok = cs_keys({"--verify", a.string(), b.string()});
     EXPECT_EQ(ok.status, 0);
-    EXPECT_EQ(ok.out, fmt_line(a.string(), "VALID", "signed by key MyKey (" + fp + ")") +
-                          fmt_line(b.string(), "VALID", "signed by key MyKey (" + fp + ")"));
+    EXPECT_EQ(ok.out, golden({{a.string(), "VALID", "signed by key MyKey (" + short_fp + ")"},
+                              {b.string(), "VALID", "signed by key MyKey (" + short_fp + ")"}}));
+    RunResult verbose = cs_keys({"--verify", "--verbose", a.string(), b.string()});
+    EXPECT_EQ(verbose.out, golden({{a.string(), "VALID", "signed by key MyKey (" + fp + ")"},
+                                   {b.string(), "VALID", "signed by key MyKey (" + fp + ")"}}));
 
     write_file(b, "bbB");
     RunResult bad = cs_keys({"-v", a.string(), b.string()});
     EXPECT_EQ(bad.status, 1);
-    EXPECT_NE(bad.out.find(fmt_line(b.string(), "INVALID", "digest does not match signature (key MyKey, " + fp + ")")),
-              std::string::npos)
-        << bad.out;
+    EXPECT_EQ(bad.out, golden({{a.string(), "VALID", "signed by key MyKey (" + short_fp + ")"},
+                               {b.string(), "INVALID", "digest does not match signature (key MyKey, " + short_fp + ")"}}));
 
     stdfs::remove(a.string() + ".sig");
     RunResult missing = cs_keys({"--verify", a.string()});
