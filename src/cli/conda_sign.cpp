@@ -14,7 +14,6 @@
 
 #include <fmt/format.h>
 
-#include <map>
 
 namespace condaguard::cli {
 namespace {
