@@ -14,7 +14,6 @@
 
 #include <fmt/format.h>
 
-
 namespace condaguard::cli {
 namespace {
 
