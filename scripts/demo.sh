@@ -3,7 +3,8 @@
 # a temporary keys directory, packages built here, keygen, sign, verify, a
 # tampered copy and a stripped signature refused with their verdicts; then a
 # signed channel published with conda-guard index and verified, and an edited
-# index and a rolled-back index refused.
+# index and a rolled-back index refused. Each change it makes to a file is
+# printed as the shell command that makes it, before the verdict it causes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -41,6 +42,12 @@ expect() {  # expected-status program command...
   if [ "$got" != "$want" ]; then echo "demo: expected exit $want, got $got" >&2; exit 1; fi
   echo "(exit $got)"
 }
+# Every change the demo makes to a file is shown, as the shell command that
+# makes it and what it does, before the verdict it causes.
+change() {  # 'shell command' 'what it does'
+  printf '\n$ %s   # %s\n' "$1" "$2"
+  eval "$1"
+}
 
 printf '== conda-sign: the old workflow, fail-closed ==\n'
 expect 0 "$SIGN" --keygen demo
@@ -48,24 +55,28 @@ expect 0 "$SIGN" hello-1.0-0.tar.bz2 world-2.1-0.tar.bz2
 expect 0 "$SIGN" --verify hello-1.0-0.tar.bz2 world-2.1-0.tar.bz2
 
 mkdir -p "$work/scratch"
-cp hello-1.0-0.tar.bz2 "$work/scratch/tampered-1.0-0.tar.bz2"
-cp hello-1.0-0.tar.bz2.sig "$work/scratch/tampered-1.0-0.tar.bz2.sig"
-printf 'X' | dd of="$work/scratch/tampered-1.0-0.tar.bz2" bs=1 seek=100 conv=notrunc status=none
-cp world-2.1-0.tar.bz2 "$work/scratch/"            # the copy has no .sig: stripped
 cd "$work/scratch"
+change 'cp ../channel/noarch/hello-1.0-0.tar.bz2 tampered-1.0-0.tar.bz2; cp ../channel/noarch/hello-1.0-0.tar.bz2.sig tampered-1.0-0.tar.bz2.sig' \
+  'a copy of hello with its signature'
+change "printf X | dd of=tampered-1.0-0.tar.bz2 bs=1 seek=100 conv=notrunc status=none" \
+  'overwrite byte 100 of the copy'
+change 'cp ../channel/noarch/world-2.1-0.tar.bz2 .' 'a copy of world without its .sig: stripped'
 expect 1 "$SIGN" --verify tampered-1.0-0.tar.bz2 world-2.1-0.tar.bz2
 
 printf '\n== conda-guard: publish a signed channel and verify it ==\n'
 cd "$work"
 expect 0 "$GUARD" index channel --sign demo --channel-id demo-channel --expires 7d
 expect 0 "$GUARD" verify-channel channel --channel-id demo-channel
-cp channel/noarch/repodata.json old.json; cp channel/noarch/repodata.json.sig old.json.sig
+change 'cp channel/noarch/repodata.json old.json; cp channel/noarch/repodata.json.sig old.json.sig' \
+  'keep version 1 of the signed index for later'
 expect 0 "$GUARD" index channel --sign demo --channel-id demo-channel --expires 7d
 expect 0 "$GUARD" verify-channel channel --channel-id demo-channel --index-only
 
-sed -i 's/"depends": \[\]/"depends": ["evil"]/' channel/noarch/repodata.json   # edit the signed index
+change "sed -i 's/\"depends\": \\[\\]/\"depends\": [\"evil\"]/' channel/noarch/repodata.json" \
+  'add a dependency to the signed index'
 expect 1 "$GUARD" verify-channel channel --index-only
-cp old.json channel/noarch/repodata.json; cp old.json.sig channel/noarch/repodata.json.sig   # replay version 1
+change 'cp old.json channel/noarch/repodata.json; cp old.json.sig channel/noarch/repodata.json.sig' \
+  'replay version 1, validly signed but older'
 expect 1 "$GUARD" verify-channel channel --index-only
 printf '\nDemo done: signed packages verify; a tampered copy is INVALID and a stripped signature MISSING_SIG;\n'
 printf 'the signed channel verifies; an edited index is INVALID and a replayed older one ROLLBACK.\n'

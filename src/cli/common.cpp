@@ -3,6 +3,7 @@
 #include "report.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdlib>
 #include <pwd.h>
@@ -10,7 +11,7 @@
 
 namespace condaguard::cli {
 
-Environment read_environment(const std::string& keys_dir_option, const std::string& state_dir_option) {
+Environment read_environment(const EnvironmentOptions& options) {
     auto var = [](const char* name) -> std::string {
         const char* v = std::getenv(name);
         return v != nullptr ? v : "";
@@ -23,9 +24,9 @@ Environment read_environment(const std::string& keys_dir_option, const std::stri
         home = pw->pw_dir;
     }
     env.home = home;
-    const std::string keys = !keys_dir_option.empty() ? keys_dir_option : var("CONDA_KEYS_DIR");
+    const std::string keys = !options.keys_dir.empty() ? options.keys_dir : var("CONDA_KEYS_DIR");
     env.keys_dir = !keys.empty() ? std::filesystem::path(keys) : env.home / ".conda" / "keys";
-    const std::string state = !state_dir_option.empty() ? state_dir_option : var("CONDA_GUARD_STATE_DIR");
+    const std::string state = !options.state_dir.empty() ? options.state_dir : var("CONDA_GUARD_STATE_DIR");
     env.state_dir = !state.empty() ? std::filesystem::path(state) : env.home / ".conda" / "guard";
     return env;
 }
@@ -40,15 +41,21 @@ void KeyOptions::add_to(CLI::App& app) {
         ->check(CLI::Range(1024u, 16384u));
 }
 
-KeyStore KeyOptions::store(const char* prog) const {
+KeyStore KeyOptions::store(const Environment& env, const Reporter& out) const {
     KeyPolicy policy;
     if (min_key_bits) {
         policy.min_rsa_bits = *min_key_bits;
         if (*min_key_bits < default_min_rsa_bits)
-            fmt::print(stderr, "{}: warning: accepting RSA keys of {} bits or more (the safe minimum is {})\n", prog,
-                       *min_key_bits, default_min_rsa_bits);
+            out.warning(fmt::format("accepting RSA keys of {} bits or more (the safe minimum is {})", *min_key_bits,
+                                    default_min_rsa_bits));
     }
-    return KeyStore(read_environment(keys_dir).keys_dir, policy);
+    return KeyStore(env.keys_dir, policy);
+}
+
+void one_value_per_option(CLI::App& app) {
+    for (CLI::Option* o : app.get_options())
+        if (!o->get_positional()) o->allow_extra_args(false);
+    for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) one_value_per_option(*sub);
 }
 
 void check_key_names(const std::vector<std::string>& names, const char* option) {
@@ -56,8 +63,33 @@ void check_key_names(const std::vector<std::string>& names, const char* option) 
         if (auto why = KeyName::problem(n)) throw CommandError(2, std::string(option) + ": " + *why);
 }
 
-int run_main(CLI::App& app, int argc, char** argv, const char* prog, const bool& json,
-             const std::function<int()>& body) {
+namespace {
+
+// When the parse stopped at an app that needs a subcommand and got none: why,
+// naming the stray word ("unknown subcommand 'foo' for 'conda-guard keys'")
+// or the choices.
+std::optional<std::string> subcommand_problem(CLI::App& app) {
+    CLI::App* at = &app;
+    std::string path = app.get_name();
+    for (;;) {
+        const auto chosen = at->get_subcommands();
+        if (chosen.empty()) break;
+        at = chosen.front();
+        path += " " + at->get_name();
+    }
+    const auto choices = at->get_subcommands([](CLI::App*) { return true; });
+    if (choices.empty() || at->get_require_subcommand_min() == 0) return std::nullopt;
+    // The stray word may sit with the app or, through fallthrough, with a parent.
+    for (const std::string& word : app.remaining(true))
+        if (!word.starts_with("-")) return fmt::format("unknown subcommand '{}' for '{}'", word, path);
+    std::vector<std::string> names;
+    for (const CLI::App* c : choices) names.push_back(c->get_name());
+    return fmt::format("'{}' needs a subcommand: {}", path, fmt::join(names, ", "));
+}
+
+}  // namespace
+
+int run_main(CLI::App& app, int argc, char** argv, const Reporter& out, const std::function<int()>& body) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -67,24 +99,16 @@ int run_main(CLI::App& app, int argc, char** argv, const char* prog, const bool&
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        fmt::print(stderr, "{}: error: {}\nRun '{} --help' for usage.\n", prog, e.what(), prog);
-        return 2;
+        if (auto problem = subcommand_problem(app)) return out.usage_error(*problem);
+        return out.usage_error(e.what());
     }
-    int status;
-    std::string message;
     try {
         return body();
     } catch (const CommandError& e) {
-        status = e.status();
-        message = e.what();
+        return out.error(e.status(), e.what());
     } catch (const std::exception& e) {
-        status = 2;
-        message = e.what();
+        return out.error(2, e.what());
     }
-    fmt::print(stderr, "{}: error: {}\n", prog, message);
-    if (json)
-        print_json_object(stdout, {{"version", json_version}, {"status", "error"}, {"error", message}});
-    return status;
 }
 
 }  // namespace condaguard::cli

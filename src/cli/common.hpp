@@ -1,10 +1,13 @@
 // Pieces shared by the commands: errors that end a command with an exit
-// status, and the keys-directory and key-policy options.
+// status, the environment, option rules, and the keys-directory and
+// key-policy options.
 #pragma once
 
 #include <condaguard/sys/env.hpp>
 #include <condaguard/trust/keys.hpp>
 #include <condaguard/trust/verdict.hpp>
+
+#include "report.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -27,19 +30,31 @@ private:
     int status_;
 };
 
+// Options that override an environment variable; empty: not given.
+struct EnvironmentOptions {
+    std::string keys_dir;   // --keys-dir over CONDA_KEYS_DIR
+    std::string state_dir;  // --state-dir over CONDA_GUARD_STATE_DIR
+};
+
 // The one place that reads environment variables: HOME (else the password
-// database), CONDA_KEYS_DIR and CONDA_GUARD_STATE_DIR; a non-empty option
-// (--keys-dir, --state-dir) wins over its variable.
-Environment read_environment(const std::string& keys_dir_option = {}, const std::string& state_dir_option = {});
+// database), CONDA_KEYS_DIR and CONDA_GUARD_STATE_DIR. Each command calls it
+// once, after parsing, and passes the Environment on.
+Environment read_environment(const EnvironmentOptions& options);
 
 struct KeyOptions {
-    std::string keys_dir;            // --keys-dir
+    std::string keys_dir;                  // --keys-dir
     std::optional<unsigned> min_key_bits;  // --min-key-bits
 
     void add_to(CLI::App& app);
-    // Resolves the keys directory and the policy; prints the floor warning.
-    KeyStore store(const char* prog) const;
+    // The keys directory of `env` under this policy; warns when the floor is lowered.
+    KeyStore store(const Environment& env, const Reporter& out) const;
 };
+
+// Makes every value-taking option of `app` and of all its subcommands take
+// exactly one value per occurrence (repeat the option for more), so that an
+// option can never swallow the operands after it. Call once, after every
+// option is added.
+void one_value_per_option(CLI::App& app);
 
 // Usage error (exit 2) naming `option` when any name is not a valid key name.
 void check_key_names(const std::vector<std::string>& names, const char* option);
@@ -55,9 +70,10 @@ auto with_key_verdict(F load) -> decltype(load()) {
     }
 }
 
-// Runs `body`, turning CLI11, CommandError and other exceptions into an
-// exit status (2 for usage and I/O errors) and one message on stderr.
-int run_main(CLI::App& app, int argc, char** argv, const char* prog, const bool& json,
-             const std::function<int()>& body);
+// Parses, then runs `body`, turning CLI11 errors, CommandError and other
+// exceptions into an exit status (2 for usage and I/O errors) and one
+// message through `out`. A word where a subcommand was required is an
+// "unknown subcommand".
+int run_main(CLI::App& app, int argc, char** argv, const Reporter& out, const std::function<int()>& body);
 
 }  // namespace condaguard::cli

@@ -14,8 +14,6 @@
 
 #include <fmt/format.h>
 
-#include <map>
-
 namespace condaguard::cli {
 namespace {
 
@@ -31,8 +29,8 @@ struct Options {
     std::string input_key;
     std::string import_key;
     std::string name;
-    bool json = false;
     std::vector<std::string> files;
+    Reporter out{prog};  // --json, --verbose
 };
 
 KeyName key_name_or_usage(const std::string& s, const char* what) {
@@ -40,28 +38,16 @@ KeyName key_name_or_usage(const std::string& s, const char* what) {
     return KeyName(s);
 }
 
-nlohmann::json key_json(const KeyName& name, const KeyPairPaths& paths, const PrivateKey& key) {
-    return {{"name", name.str()},
-            {"type", to_string(key.type())},
-            {"bits", key.public_key().bits()},
-            {"private_key", paths.private_key.string()},
-            {"public_key", paths.public_key.string()},
-            {"fingerprint", key.public_key().fingerprint()}};
+StoredKey stored(const KeyName& name, const KeyPairPaths& paths, const PrivateKey& key) {
+    return StoredKey{.name = name.str(),
+                     .type = std::string(to_string(key.type())),
+                     .bits = key.public_key().bits(),
+                     .private_key = paths.private_key,
+                     .public_key = paths.public_key,
+                     .fingerprint = key.public_key().fingerprint()};
 }
 
-void print_stored(const Options& o, const char* command, const KeyName& name, const KeyPairPaths& paths,
-                  const PrivateKey& key) {
-    if (o.json) {
-        print_json_object(stdout, {{"version", json_version}, {"command", command}, {"status", "ok"},
-                                   {"key", key_json(name, paths, key)}});
-        return;
-    }
-    fmt::print("Storing private key: {}\n", paths.private_key.string());
-    fmt::print("Storing public key : {}\n", paths.public_key.string());
-    fmt::print("Fingerprint (SHA-256 of the public key): {}\n", key.public_key().fingerprint());
-}
-
-int run_keygen(const Options& o) {
+int run_keygen(const Options& o, const Environment& env) {
     const KeyName name = key_name_or_usage(o.keygen, "--keygen");
     const KeyType type = o.type == "ed25519" ? KeyType::Ed25519 : KeyType::Rsa;
     const unsigned bits = o.size.value_or(default_rsa_bits);
@@ -71,27 +57,25 @@ int run_keygen(const Options& o) {
                                           bits, default_min_rsa_bits));
     if (type == KeyType::Ed25519 && o.size)
         throw CommandError(2, "--size applies to RSA keys only");
-    const KeyStore store = o.keys.store(prog);
+    const KeyStore store = o.keys.store(env, o.out);
     // Refuse a bad name or an existing pair before saying or doing anything.
     with_key_verdict([&] { store.check_can_store(name, o.force); });
-    if (!o.json) fmt::print("Generating public/private key pair...\n");
+    o.out.generating_key();
     const PrivateKey key = PrivateKey::generate(type, bits);
-    print_stored(o, "keygen", name, store.store(name, key, o.force), key);
-    return 0;
+    return o.out.key_stored("keygen", stored(name, store.store(name, key, o.force), key));
 }
 
-int run_import(const Options& o) {
+int run_import(const Options& o, const Environment& env) {
     const std::filesystem::path src = o.import_key;
     const KeyName name = key_name_or_usage(o.name.empty() ? src.filename().string() : o.name, "key name");
-    const KeyStore store = o.keys.store(prog);
+    const KeyStore store = o.keys.store(env, o.out);
     const PrivateKey key = with_key_verdict([&] { return load_private_key_file(src, store.policy()); });
-    print_stored(o, "import-key", name, store.store(name, key, o.force), key);
-    return 0;
+    return o.out.key_stored("import-key", stored(name, store.store(name, key, o.force), key));
 }
 
-int run_sign(const Options& o) {
+int run_sign(const Options& o, const Environment& env) {
     if (o.files.empty()) throw CommandError(2, "no files to sign (see --help)");
-    const KeyStore store = o.keys.store(prog);
+    const KeyStore store = o.keys.store(env, o.out);
     std::optional<KeyName> name;
     std::optional<PrivateKey> key;
     if (o.input_key.find('/') != std::string::npos) {
@@ -115,36 +99,24 @@ int run_sign(const Options& o) {
         key.emplace(with_key_verdict([&] { return store.load_private(*name); }));
     }
     with_key_verdict([&] { key->check_can_sign("key " + name->str()); });
-    if (!o.json)
-        fmt::print("Using private key '{}' ({}) for signing.\n", name->str(), key->public_key().fingerprint());
-    nlohmann::json signed_files = nlohmann::json::array();
-    int status = 0;
+    SignReport report{.key = name->str(), .fingerprint = key->public_key().fingerprint(), .files = {}};
     for (const auto& f : o.files) {
+        SignOutcome outcome{.path = f, .sig = std::nullopt, .error = {}};
         try {
-            const SignedFile s = sign_file(f, *name, *key);
-            if (!o.json) fmt::print("signing: {}\n", f);
-            signed_files.push_back({{"path", f}, {"sig", s.sig_path.string()}});
+            outcome.sig = sign_file(f, *name, *key).sig_path;
         } catch (const std::exception& e) {
-            fmt::print(stderr, "{}: error: {}: not signed: {}\n", prog, f, e.what());
-            signed_files.push_back({{"path", f}, {"error", e.what()}});
-            status = 2;
+            outcome.error = e.what();
         }
+        report.files.push_back(std::move(outcome));
     }
-    if (o.json)
-        print_json_object(stdout, {{"version", json_version},
-                                   {"command", "sign"},
-                                   {"status", status == 0 ? "ok" : "error"},
-                                   {"key", name->str()},
-                                   {"fingerprint", key->public_key().fingerprint()},
-                                   {"files", std::move(signed_files)}});
-    return status;
+    return o.out.signed_files(report);
 }
 
-int run_verify(const Options& o) {
+int run_verify(const Options& o, const Environment& env) {
     if (o.files.empty()) throw CommandError(2, "no files to verify (see --help)");
-    const KeyStore store = o.keys.store(prog);
+    const KeyStore store = o.keys.store(env, o.out);
     Verifier verifier(store);
-    return report("verify", verifier.verify_files({o.files.begin(), o.files.end()}), o.json);
+    return o.out.results("verify", verifier.verify_files({o.files.begin(), o.files.end()}));
 }
 
 }  // namespace
@@ -179,7 +151,8 @@ int main(int argc, char** argv) {
                      ->needs(import);
     auto* force = app.add_flag("--force", o.force, "Let --keygen or --import-key replace an existing key pair");
     o.keys.add_to(app);
-    app.add_flag("--json", o.json, "Print results as JSON (with \"version\": 1)");
+    app.add_flag("--json", o.out.json, "Print results as JSON (with \"version\": 1)");
+    app.add_flag("--verbose", o.out.verbose, "Show fingerprints in full in text output (JSON always has them)");
     auto* files = app.add_option("files", o.files, "Files to sign or verify")->type_name("FILE");
 
     keygen->excludes(verify)->excludes(input)->excludes(import)->excludes(files);
@@ -189,10 +162,13 @@ int main(int argc, char** argv) {
     app.footer("Exit status: 0 all VALID (or the key or signatures were written), 1 a verification or key failure, "
                "2 usage or I/O error. See conda-sign(1).");
 
-    return run_main(app, argc, argv, prog, o.json, [&] {
-        if (!o.keygen.empty()) return run_keygen(o);
-        if (!o.import_key.empty()) return run_import(o);
-        if (o.verify) return run_verify(o);
-        return run_sign(o);
+    one_value_per_option(app);
+
+    return run_main(app, argc, argv, o.out, [&] {
+        const condaguard::Environment env = read_environment({.keys_dir = o.keys.keys_dir, .state_dir = {}});
+        if (!o.keygen.empty()) return run_keygen(o, env);
+        if (!o.import_key.empty()) return run_import(o, env);
+        if (o.verify) return run_verify(o, env);
+        return run_sign(o, env);
     });
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common.hpp"
+#include "report.hpp"
 
 #include <functional>
 #include <map>
@@ -13,7 +14,7 @@ inline constexpr const char* guard_prog = "conda-guard";
 
 struct GuardApp {
     CLI::App app{"Sign, index and verify conda channels and packages; refuse what nobody vouched for.", guard_prog};
-    bool json = false;
+    Reporter out{guard_prog};  // --json, -v/--verbose
     std::map<CLI::App*, std::function<int()>> runners;
 
     CLI::App* add(const std::string& name, const std::string& help, std::function<int()> run) {
@@ -25,6 +26,9 @@ struct GuardApp {
 
 // --jobs N: worker threads (0: one per core).
 void add_jobs_option(CLI::App& sub, unsigned& jobs);
+
+// --json and -v/--verbose, bound to `out`.
+void add_output_flags(CLI::App& sub, Reporter& out);
 
 void add_index_command(GuardApp& g);
 void add_verify_channel_command(GuardApp& g);

@@ -3,7 +3,6 @@
 #include <condaguard/channel/publish.hpp>
 
 #include "guard.hpp"
-#include "report.hpp"
 
 #include <fmt/format.h>
 
@@ -24,59 +23,27 @@ struct IndexArgs {
     KeyOptions keys;
 };
 
-int run_index(const IndexArgs& a, bool json) {
+int run_index(const IndexArgs& a, const Reporter& out) {
+    const Environment env = read_environment({.keys_dir = a.keys.keys_dir, .state_dir = {}});
     IndexOptions opt{.jobs = a.jobs, .signing = std::nullopt, .limits = a.limits};
     std::optional<PrivateKey> key;
+    std::optional<IndexSigner> signer;
     if (!a.sign.empty()) {
         if (auto why = KeyName::problem(a.sign)) throw CommandError(2, "--sign: " + *why);
         const auto lifetime = parse_duration(a.expires);
         if (!lifetime) throw CommandError(2, fmt::format("--expires '{}': expected a duration like 30d, 12h, 15m or 10s",
                                                          a.expires));
-        const KeyStore store = a.keys.store(guard_prog);
+        const KeyStore store = a.keys.store(env, out);
         key.emplace(with_key_verdict([&] { return store.load_private(KeyName(a.sign)); }));
+        signer = IndexSigner{.key = a.sign, .fingerprint = key->public_key().fingerprint()};
         opt.signing = IndexSigning{.key_name = KeyName(a.sign),
                                    .key = &*key,
                                    .channel_id = a.channel_id,
                                    .lifetime = *lifetime,
                                    .sign_packages = a.sign_packages,
-                                   .signed_at = read_environment().now()};
+                                   .signed_at = env.now()};
     }
-    const auto reports = index_channel(a.channel, opt);
-    int status = 0;
-    nlohmann::json subdirs = nlohmann::json::array();
-    for (const auto& r : reports) {
-        for (const auto& p : r.excluded) {
-            fmt::print(stderr, "{}: {}/{}: left out of the index: {}\n", guard_prog, r.subdir, p.file, p.reason);
-            status = 1;
-        }
-        if (r.removed_stale_signature)
-            fmt::print(stderr, "{}: {}: removed repodata.json.sig, which signed an older index\n", guard_prog,
-                       r.subdir);
-        nlohmann::json j{{"subdir", r.subdir},
-                         {"repodata", r.repodata.string()},
-                         {"packages", r.packages},
-                         {"scanned", r.scanned},
-                         {"reused", r.reused},
-                         {"signed_packages", r.signed_packages},
-                         {"excluded", nlohmann::json::array()}};
-        for (const auto& p : r.excluded) j["excluded"].push_back({{"file", p.file}, {"reason", p.reason}});
-        if (r.guard) j["guard"] = r.guard->to_json();
-        subdirs.push_back(std::move(j));
-        if (json) continue;
-        std::string line = fmt::format("{}: {} packages ({} read, {} unchanged)", r.repodata.string(), r.packages,
-                                       r.scanned, r.reused);
-        if (r.guard)
-            line += fmt::format("; signed version {} for channel '{}' by key {} ({}), expires {}", r.guard->version,
-                                r.guard->channel, a.sign, key->public_key().fingerprint(), format_time(r.guard->expires));
-        fmt::print("{}\n", line);
-        for (const auto& p : r.signed_packages) fmt::print("signed: {}/{}\n", r.subdir, p);
-    }
-    if (json)
-        print_json_object(stdout, {{"version", json_version},
-                                   {"command", "index"},
-                                   {"status", status == 0 ? "ok" : "fail"},
-                                   {"subdirs", std::move(subdirs)}});
-    return status;
+    return out.index(index_channel(a.channel, opt), signer);
 }
 
 }  // namespace
@@ -84,7 +51,7 @@ int run_index(const IndexArgs& a, bool json) {
 void add_index_command(GuardApp& g) {
     auto a = std::make_shared<IndexArgs>();
     CLI::App* sub = g.add("index", "Write SUBDIR/repodata.json for every subdir of a channel folder; optionally sign it",
-                          [a, &g] { return run_index(*a, g.json); });
+                          [a, &g] { return run_index(*a, g.out); });
     sub->add_option("CHANNEL_DIR", a->channel, "The channel folder (holding noarch/, linux-64/, ...)")->required();
     auto* sign = sub->add_option("--sign", a->sign, "Sign each index with this private key from the keys directory")
                      ->type_name("KEY");
@@ -116,7 +83,7 @@ void add_index_command(GuardApp& g) {
     cap("--max-members", a->limits.max_members, "Refuse a package with more members (inner tars included)", "N");
     add_jobs_option(*sub, a->jobs);
     a->keys.add_to(*sub);
-    sub->add_flag("--json", g.json, "Print the report as JSON");
+    add_output_flags(*sub, g.out);
 }
 
 }  // namespace condaguard::cli

@@ -1,14 +1,18 @@
 // conda-guard keys list | show NAME | remove NAME [--private]
+#include <condaguard/sys/fs.hpp>
 #include <condaguard/trust/keys.hpp>
 #include <condaguard/trust/verdict.hpp>
 
 #include "guard.hpp"
-#include "report.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace condaguard::cli {
@@ -23,35 +27,59 @@ struct KeysArgs {
 
 // One key's description; a key that does not load keeps its verdict.
 // `private_names` is store.private_key_names(), listed once by the caller.
-nlohmann::json describe(const KeyStore& store, const std::string& name, const std::vector<std::string>& private_names) {
-    nlohmann::json j{{"name", name}, {"public_key", (store.dir() / (name + ".pub")).string()}};
-    j["has_private_key"] = std::binary_search(private_names.begin(), private_names.end(), name);
+KeyInfo describe(const KeyStore& store, const std::string& name, const std::vector<std::string>& private_names) {
+    KeyInfo k{.name = name,
+              .public_key = store.dir() / (name + ".pub"),
+              .has_private_key = std::binary_search(private_names.begin(), private_names.end(), name)};
     try {
-        const PublicKey k = store.load_public(KeyName(name));
-        j["status"] = "VALID";
-        j["type"] = to_string(k.type());
-        j["bits"] = k.bits();
-        j["fingerprint"] = k.fingerprint();
+        const PublicKey pub = store.load_public(KeyName(name));
+        k.verdict = Verdict::Valid;
+        k.type = to_string(pub.type());
+        k.bits = pub.bits();
+        k.fingerprint = pub.fingerprint();
+        k.pem = pub.to_pem();
     } catch (const VerdictError& e) {
-        j["status"] = to_string(e.verdict());
-        j["reason"] = e.what();
+        k.verdict = e.verdict();
+        k.reason = e.what();
     }
-    return j;
-}
-
-void print_key_line(const nlohmann::json& k) {
-    if (k["status"] == "VALID")
-        fmt::print("{:<24} {:<7} {:>5}  {}{}\n", k["name"].get<std::string>(), k["type"].get<std::string>(),
-                   k["bits"].get<unsigned>(), k["fingerprint"].get<std::string>(),
-                   k["has_private_key"].get<bool>() ? "  (private key present)" : "");
-    else
-        fmt::print("{:<24} {:<13} {}\n", k["name"].get<std::string>(), k["status"].get<std::string>(),
-                   k["reason"].get<std::string>());
+    return k;
 }
 
 KeyName name_or_usage(const std::string& s) {
     if (auto why = KeyName::problem(s)) throw CommandError(2, *why);
     return KeyName(s);
+}
+
+// Removes `file` from the keys directory (opened once, not followed if a
+// symlink); false when it does not exist.
+bool remove_key_file(int dir_fd, const std::filesystem::path& dir, const std::string& file) {
+    if (::unlinkat(dir_fd, file.c_str(), 0) == 0) return true;
+    if (errno == ENOENT) return false;
+    throw CommandError(2, fmt::format("{}: {}", (dir / file).string(), std::strerror(errno)));
+}
+
+int remove_key(const KeyStore& store, const KeyName& name, bool with_private, const Reporter& out) {
+    const fs::Fd dir = fs::open_raw(store.dir(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!dir) throw CommandError(2, fmt::format("{}: {}", store.dir().string(), std::strerror(errno)));
+    const int dir_fd = dir.get();
+    const std::string pub = name.str() + ".pub";
+    std::vector<std::filesystem::path> removed;
+    if (remove_key_file(dir_fd, store.dir(), pub)) removed.push_back(store.dir() / pub);
+    if (with_private) {
+        if (remove_key_file(dir_fd, store.dir(), name.str())) removed.push_back(store.dir() / name.str());
+        if (removed.empty())
+            throw CommandError(2, fmt::format("no key '{}' in {} (neither {} nor {})", name.str(), store.dir().string(),
+                                              pub, name.str()));
+    } else if (removed.empty()) {
+        struct stat st {};
+        if (::fstatat(dir_fd, name.str().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+            throw CommandError(2, fmt::format("{} does not exist, only the private key {} does; remove it with "
+                                              "'{} keys remove {} --private'",
+                                              (store.dir() / pub).string(), (store.dir() / name.str()).string(),
+                                              guard_prog, name.str()));
+        throw CommandError(2, fmt::format("{}: no such key file", (store.dir() / pub).string()));
+    }
+    return out.keys_removed(removed);
 }
 
 }  // namespace
@@ -62,62 +90,38 @@ void add_keys_command(GuardApp& g) {
     keys->require_subcommand(1);
     keys->fallthrough();  // --keys-dir and --json may follow the action too
     a->keys.add_to(*keys);
-    keys->add_flag("--json", g.json, "Print as JSON");
+    add_output_flags(*keys, g.out);
+    auto store = [a, &g] {
+        return a->keys.store(read_environment({.keys_dir = a->keys.keys_dir, .state_dir = {}}), g.out);
+    };
 
     CLI::App* list = keys->add_subcommand("list", "Every public key with its type, size and fingerprint");
-    g.runners[list] = [a, &g] {
-        const KeyStore store = a->keys.store(guard_prog);
-        nlohmann::json arr = nlohmann::json::array();
-        const auto private_names = store.private_key_names();
-        for (const auto& n : store.public_key_names()) arr.push_back(describe(store, n, private_names));
-        if (g.json) {
-            print_json_object(stdout, {{"version", json_version}, {"command", "keys list"}, {"keys", arr}});
-        } else {
-            if (arr.empty()) fmt::print(stderr, "{}: no public keys in {}\n", guard_prog, store.dir().string());
-            for (const auto& k : arr) print_key_line(k);
+    g.runners[list] = [store, &g] {
+        const KeyStore s = store();
+        const auto private_names = s.private_key_names();
+        std::vector<KeyInfo> listed;
+        for (const auto& n : s.public_key_names()) {
+            listed.push_back(describe(s, n, private_names));
+            listed.back().pem.clear();  // the list shows no PEM
         }
-        return 0;
+        return g.out.keys_list(s.dir(), listed);
     };
 
     CLI::App* show = keys->add_subcommand("show", "One key in full, with its PEM");
     show->add_option("NAME", a->name, "Key name")->required();
-    g.runners[show] = [a, &g] {
-        const KeyStore store = a->keys.store(guard_prog);
+    g.runners[show] = [store, a, &g] {
+        const KeyStore s = store();
         const KeyName name = name_or_usage(a->name);
-        const PublicKey k = with_key_verdict([&] { return store.load_public(name); });
-        nlohmann::json j = describe(store, name.str(), store.private_key_names());
-        j["pem"] = k.to_pem();
-        if (g.json) {
-            print_json_object(stdout, {{"version", json_version}, {"command", "keys show"}, {"key", j}});
-        } else {
-            fmt::print("name:        {}\npublic key:  {}\ntype:        {} {}\nfingerprint: {}\nprivate key: {}\n{}",
-                       name.str(), j["public_key"].get<std::string>(), to_string(k.type()), k.bits(),
-                       k.fingerprint(), j["has_private_key"].get<bool>() ? "present" : "absent", k.to_pem());
-        }
-        return 0;
+        const KeyInfo k = describe(s, name.str(), s.private_key_names());
+        if (k.verdict == Verdict::MissingKey) throw CommandError(exit_code(k.verdict), "MISSING_KEY: " + k.reason);
+        return g.out.key_show(k);
     };
 
-    CLI::App* remove = keys->add_subcommand("remove", "Remove NAME.pub (and the private key with --private)");
+    CLI::App* remove = keys->add_subcommand(
+        "remove", "Remove NAME.pub; with --private also the private key NAME (whichever of the two exist)");
     remove->add_option("NAME", a->name, "Key name")->required();
     remove->add_flag("--private", a->with_private, "Also delete the private key NAME (irreversible)");
-    g.runners[remove] = [a, &g] {
-        const KeyStore store = a->keys.store(guard_prog);
-        const KeyName name = name_or_usage(a->name);
-        std::vector<std::filesystem::path> paths{store.dir() / (name.str() + ".pub")};
-        if (a->with_private) paths.push_back(store.dir() / name.str());
-        nlohmann::json removed = nlohmann::json::array();
-        for (const auto& p : paths) {
-            if (::unlink(p.c_str()) != 0) {
-                if (errno == ENOENT) throw CommandError(2, p.string() + ": no such key file");
-                throw CommandError(2, fmt::format("{}: {}", p.string(), std::strerror(errno)));
-            }
-            removed.push_back(p.string());
-            if (!g.json) fmt::print("removed: {}\n", p.string());
-        }
-        if (g.json)
-            print_json_object(stdout, {{"version", json_version}, {"command", "keys remove"}, {"removed", removed}});
-        return 0;
-    };
+    g.runners[remove] = [store, a, &g] { return remove_key(store(), name_or_usage(a->name), a->with_private, g.out); };
 }
 
 }  // namespace condaguard::cli

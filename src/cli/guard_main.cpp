@@ -1,13 +1,15 @@
 // conda-guard: the gatekeeper's command.
 #include "guard.hpp"
-#include "report.hpp"
-
-#include <fmt/format.h>
 
 namespace condaguard::cli {
 
 void add_jobs_option(CLI::App& sub, unsigned& jobs) {
     sub.add_option("-j,--jobs", jobs, "Worker threads (default 0: one per core)")->type_name("N");
+}
+
+void add_output_flags(CLI::App& sub, Reporter& out) {
+    sub.add_flag("--json", out.json, "Print as JSON (with \"version\": 1)");
+    sub.add_flag("-v,--verbose", out.verbose, "Show fingerprints in full in text output (JSON always has them)");
 }
 
 }  // namespace condaguard::cli
@@ -23,7 +25,8 @@ int main(int argc, char** argv) {
     add_verify_command(g);
     add_keys_command(g);
     add_state_command(g);
-    return run_main(g.app, argc, argv, guard_prog, g.json, [&] {
+    one_value_per_option(g.app);
+    return run_main(g.app, argc, argv, g.out, [&] {
         for (auto& [sub, run] : g.runners)
             if (sub->parsed()) return run();
         throw CommandError(2, "no subcommand (see --help)");

@@ -2,7 +2,6 @@
 #include <condaguard/channel/state.hpp>
 
 #include "guard.hpp"
-#include "report.hpp"
 
 #include <fmt/format.h>
 
@@ -19,37 +18,17 @@ void add_state_command(GuardApp& g) {
     state->fallthrough();  // --state-dir and --json may follow the action too
     state->add_option("--state-dir", a->state_dir, "State directory (default: $CONDA_GUARD_STATE_DIR, else ~/.conda/guard)")
         ->type_name("DIR");
-    state->add_flag("--json", g.json, "Print as JSON");
-    auto store = [a] {
-        return StateStore(read_environment({}, a->state_dir).state_dir);
-    };
+    add_output_flags(*state, g.out);
+    auto store = [a] { return StateStore(read_environment({.keys_dir = {}, .state_dir = a->state_dir}).state_dir); };
 
     CLI::App* show = state->add_subcommand("show", "Every channel and subdir with the highest version seen");
-    g.runners[show] = [store, &g] {
-        const auto j = store().dump();
-        if (g.json) {
-            print_json_object(stdout, {{"version", json_version}, {"command", "state show"}, {"state", j}});
-            return 0;
-        }
-        for (const auto& [ch, subdirs] : j["channels"].items())
-            for (const auto& [sd, e] : subdirs.items())
-                fmt::print("{} {} version {} signed {}\n", ch, sd, e.value("version", std::int64_t{0}),
-                           e.value("signed_at", "?"));
-        for (const auto& [loc, ch] : j["locations"].items())
-            fmt::print("location {} -> {}\n", loc, ch.get<std::string>());
-        return 0;
-    };
+    g.runners[show] = [store, &g] { return g.out.state_show(store().dump()); };
 
     CLI::App* reset = state->add_subcommand("reset", "Forget a channel, so a lower version or new location is accepted once");
     reset->add_option("CHANNEL_ID", a->channel, "The channel's identity (info.guard.channel)")->required();
     g.runners[reset] = [store, a, &g] {
-        const bool known = store().reset(a->channel);
-        if (!known) throw CommandError(2, fmt::format("channel '{}' is not in the state", a->channel));
-        if (g.json)
-            print_json_object(stdout, {{"version", json_version}, {"command", "state reset"}, {"channel", a->channel}});
-        else
-            fmt::print("forgot channel '{}'\n", a->channel);
-        return 0;
+        if (!store().reset(a->channel)) throw CommandError(2, fmt::format("channel '{}' is not in the state", a->channel));
+        return g.out.state_reset(a->channel);
     };
 }
 

@@ -2,7 +2,6 @@
 #include <condaguard/trust/verifier.hpp>
 
 #include "guard.hpp"
-#include "report.hpp"
 
 namespace condaguard::cli {
 
@@ -15,12 +14,13 @@ struct VerifyArgs {
     KeyOptions keys;
 };
 
-int run_verify(const VerifyArgs& a, bool json) {
+int run_verify(const VerifyArgs& a, const Reporter& out) {
     check_key_names(a.allowed, "--key");
-    const KeyStore store = a.keys.store(guard_prog);
+    const Environment env = read_environment({.keys_dir = a.keys.keys_dir, .state_dir = {}});
+    const KeyStore store = a.keys.store(env, out);
     Verifier verifier(store);
     verifier.allow_only(a.allowed);
-    return report("verify", verifier.verify_files({a.files.begin(), a.files.end()}, a.jobs), json);
+    return out.results("verify", verifier.verify_files({a.files.begin(), a.files.end()}, a.jobs));
 }
 
 }  // namespace
@@ -28,12 +28,12 @@ int run_verify(const VerifyArgs& a, bool json) {
 void add_verify_command(GuardApp& g) {
     auto a = std::make_shared<VerifyArgs>();
     CLI::App* sub = g.add("verify", "Verify downloaded packages offline against FILE.sig",
-                          [a, &g] { return run_verify(*a, g.json); });
+                          [a, &g] { return run_verify(*a, g.out); });
     sub->add_option("FILE", a->files, "Package files")->required();
     sub->add_option("--key", a->allowed, "Allow only this key (repeatable)")->type_name("NAME");
     add_jobs_option(*sub, a->jobs);
     a->keys.add_to(*sub);
-    sub->add_flag("--json", g.json, "Print results as JSON");
+    add_output_flags(*sub, g.out);
 }
 
 }  // namespace condaguard::cli

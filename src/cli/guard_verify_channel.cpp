@@ -2,9 +2,6 @@
 #include <condaguard/channel/verify.hpp>
 
 #include "guard.hpp"
-#include "report.hpp"
-
-#include <fmt/format.h>
 
 namespace condaguard::cli {
 
@@ -21,22 +18,21 @@ struct VerifyChannelArgs {
     KeyOptions keys;
 };
 
-int run_verify_channel(const VerifyChannelArgs& a, bool json) {
+int run_verify_channel(const VerifyChannelArgs& a, const Reporter& out) {
     check_key_names(a.allowed, "--key");
-    if (a.allow_expired)
-        fmt::print(stderr, "{}: warning: --allow-expired: accepting indexes past their expiry (freeze attacks)\n",
-                   guard_prog);
-    const KeyStore store = a.keys.store(guard_prog);
+    if (a.allow_expired) out.warning("--allow-expired: accepting indexes past their expiry (freeze attacks)");
+    const Environment env = read_environment({.keys_dir = a.keys.keys_dir, .state_dir = a.state_dir});
+    const KeyStore store = a.keys.store(env, out);
     Verifier verifier(store);
     verifier.allow_only(a.allowed);
-    StateStore state(read_environment({}, a.state_dir).state_dir);
+    StateStore state(env.state_dir);
     ChannelPolicy policy;
     if (!a.channel_id.empty()) policy.channel_id = a.channel_id;
     policy.allow_expired = a.allow_expired;
     policy.index_only = a.index_only;
-    policy.now = read_environment().now();
+    policy.now = env.now();
     policy.jobs = a.jobs;
-    return report("verify-channel", verify_channel(a.channel, verifier, state, policy).all(), json);
+    return out.channel(verify_channel(a.channel, verifier, state, policy));
 }
 
 }  // namespace
@@ -46,7 +42,7 @@ void add_verify_channel_command(GuardApp& g) {
     CLI::App* sub = g.add("verify-channel",
                           "Verify a channel folder offline: each signed index, then every package against its record "
                           "and its own signature",
-                          [a, &g] { return run_verify_channel(*a, g.json); });
+                          [a, &g] { return run_verify_channel(*a, g.out); });
     sub->add_option("CHANNEL_DIR", a->channel, "The channel folder")->required();
     sub->add_option("--channel-id", a->channel_id, "Require info.guard.channel to be ID")->type_name("ID");
     sub->add_option("--key", a->allowed,
@@ -60,7 +56,7 @@ void add_verify_channel_command(GuardApp& g) {
     sub->add_flag("--index-only", a->index_only, "Authenticate the indexes only; do not read the packages");
     add_jobs_option(*sub, a->jobs);
     a->keys.add_to(*sub);
-    sub->add_flag("--json", g.json, "Print results as JSON");
+    add_output_flags(*sub, g.out);
 }
 
 }  // namespace condaguard::cli

@@ -1,4 +1,25 @@
-// The one place where verdicts become text, JSON and exit codes.
+// The one place where the commands' findings become output: every text line,
+// every JSON envelope (always with "version"), every stderr message and every
+// exit code of conda-sign and conda-guard. Subcommands build the structured
+// data below (or the library's own: Result, ChannelReport, SubdirReport) and
+// hand it to a Reporter; nothing else in src/ writes to stdout.
+//
+// The module is report.hpp with two sources: report.cpp (everything
+// conda-sign needs too) and report_channel.cpp (channel and index reports,
+// linked into conda-guard only, so that conda-sign does not link the channel
+// library).
+//
+// Text output rules:
+//  - Every string that came from outside (file names, key names, reasons,
+//    channel ids) is passed through escape_text(): control characters, DEL,
+//    backslash and bytes that are not UTF-8 are shown as \n, \t, \\, \x1b...,
+//    so one finding is always one line and a name cannot forge another line
+//    or move the cursor. JSON escapes by itself (invalid UTF-8 is replaced).
+//  - Finding lines are PATH  VERDICT  reason; the path column is as wide as the
+//    longest path printed by that command, the verdict column as wide as the
+//    longest verdict word (UNTRUSTED_KEY), two spaces apart.
+//  - A fingerprint is shown as its first 16 hex digits; -v/--verbose (and
+//    JSON, always) show all 64.
 #pragma once
 
 #include <condaguard/trust/verdict.hpp>
@@ -6,31 +27,139 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+namespace condaguard {
+struct ChannelReport;  // channel/verify.hpp
+struct SubdirReport;   // channel/publish.hpp
+}  // namespace condaguard
 
 namespace condaguard::cli {
 
 // JSON output format version; bump on incompatible changes.
 inline constexpr int json_version = 1;
 
-nlohmann::json to_json(const Result& r);
+// Hex digits of a fingerprint shown in plain text.
+inline constexpr std::size_t short_fingerprint_digits = 16;
 
-// "ok" when all are VALID, "error" when any is ERROR, else "fail".
-std::string status_word(const std::vector<Result>& results);
+// `s` made safe for one line of a terminal: see the rules above.
+std::string escape_text(std::string_view s);
 
 // 0 when all are VALID, 2 when any is ERROR, else 1. An empty list is 0.
 int exit_status(const std::vector<Result>& results);
 
-// PATH  VERDICT  reason, one line per artifact.
-void print_text(std::FILE* out, const std::vector<Result>& results);
+// {"path", "verdict", "reason", "key", "fingerprint"}: key and fingerprint null when unset.
+nlohmann::json to_json(const Result& r);
 
-// {"version": 1, "command": ..., "status": ..., "results": [...]}
-void print_json(std::FILE* out, const std::string& command, const std::vector<Result>& results);
+// "ok" for exit status 0, "fail" for 1, "error" for 2.
+std::string_view status_word(int exit_status);
 
-void print_json_object(std::FILE* out, nlohmann::json doc);
+// One key as `keys list` and `keys show` describe it.
+struct KeyInfo {
+    std::string name;
+    std::filesystem::path public_key;
+    bool has_private_key = false;
+    Verdict verdict = Verdict::Error;  // VALID, or why the key is unusable
+    std::string reason;                // when not VALID
+    std::string type;                  // rsa, ed25519 (when VALID)
+    unsigned bits = 0;
+    std::string fingerprint;
+    std::string pem;  // keys show only
+};
 
-// Text or JSON on stdout, as --json asks; returns exit_status(results).
-int report(const std::string& command, const std::vector<Result>& results, bool json);
+// A key pair conda-sign --keygen or --import-key wrote.
+struct StoredKey {
+    std::string name;
+    std::string type;
+    unsigned bits = 0;
+    std::filesystem::path private_key;
+    std::filesystem::path public_key;
+    std::string fingerprint;
+};
+
+// What conda-sign did with one file to sign.
+struct SignOutcome {
+    std::string path;
+    std::optional<std::filesystem::path> sig;  // set when written
+    std::string error;                         // set when not
+};
+
+struct SignReport {
+    std::string key;
+    std::string fingerprint;
+    std::vector<SignOutcome> files;
+};
+
+// The key an index run signed with (for its summary line).
+struct IndexSigner {
+    std::string key;
+    std::string fingerprint;
+};
+
+class Reporter {
+public:
+    explicit Reporter(const char* prog) : prog_(prog) {}
+    const char* prog() const noexcept { return prog_; }
+
+    bool json = false;     // --json: one JSON document on stdout
+    bool verbose = false;  // -v/--verbose: full fingerprints in text
+
+    // Standard error, one line each, escaped: "PROG: warning: MESSAGE",
+    // "PROG: MESSAGE".
+    void warning(std::string_view message) const;
+    void notice(std::string_view message) const;
+
+    // A command line CLI11 refused (exit 2): the message and a hint.
+    int usage_error(std::string_view message) const;
+    // A command that stopped: "PROG: error: MESSAGE", and with --json an
+    // error envelope on stdout. Returns `status`.
+    int error(int status, std::string_view message) const;
+
+    // verify, conda-sign --verify: one line per file.
+    int results(std::string_view command, const std::vector<Result>& results) const;
+
+    // verify-channel: per subdir, the index's finding then its packages'.
+    // (report_channel.cpp)
+    int channel(const ChannelReport& report) const;
+
+    // index: one summary line per subdir, the packages left out on stderr;
+    // exits 1 when any package was left out. (report_channel.cpp)
+    int index(const std::vector<SubdirReport>& subdirs, const std::optional<IndexSigner>& signer) const;
+
+    // conda-sign --keygen, before the (slow) generation starts: text only.
+    void generating_key() const;
+    // conda-sign --keygen / --import-key: where the pair went.
+    int key_stored(std::string_view command, const StoredKey& key) const;
+    // conda-sign FILE...: exits 2 when any file could not be signed.
+    int signed_files(const SignReport& report) const;
+
+    // keys list: exit status is the worst key's verdict (a BAD_KEY is 1).
+    int keys_list(const std::filesystem::path& dir, const std::vector<KeyInfo>& keys) const;
+    int key_show(const KeyInfo& key) const;
+    int keys_removed(const std::vector<std::filesystem::path>& removed) const;
+
+    // state show (the StateStore's dump) and state reset.
+    int state_show(const nlohmann::json& state) const;
+    int state_reset(const std::string& channel) const;
+
+private:
+    // {"version": 1, "command": COMMAND, "status": ok|fail|error} plus `body`.
+    void print_envelope(std::string_view command, int status, nlohmann::json body) const;
+    // The fingerprint as text shows it: short unless --verbose.
+    std::string fingerprint_text(std::string_view fingerprint) const;
+    // Result lines with column widths computed from all of `results`.
+    void print_result_lines(const std::vector<const Result*>& results, std::size_t path_width) const;
+    // The reason with its fingerprint shortened unless --verbose, escaped.
+    std::string reason_text(const Result& r) const;
+
+    const char* prog_;
+};
+
+// Display width of escape_text(s) (code points, not bytes).
+std::size_t text_width(std::string_view s);
 
 }  // namespace condaguard::cli

@@ -17,9 +17,18 @@ using namespace condaguard::test;
 
 namespace {
 
-// The text format of one verification line.
-std::string fmt_line(const std::string& path, const std::string& verdict, const std::string& reason) {
-    return fmt::format("{:<40} {:<13} {}\n", path, verdict, reason);
+struct Line {
+    std::string path, verdict, reason;
+};
+
+// The text format of verification lines: the path column as wide as the
+// longest path, the verdict column as wide as UNTRUSTED_KEY, two spaces apart.
+std::string golden(const std::vector<Line>& lines) {
+    std::size_t width = 0;
+    for (const auto& l : lines) width = std::max(width, l.path.size());
+    std::string out;
+    for (const auto& l : lines) out += fmt::format("{:<{}}  {:<13}  {}\n", l.path, width, l.verdict, l.reason);
+    return out;
 }
 
 class CondaSign : public ::testing::Test {
@@ -146,17 +155,20 @@ TEST_F(CondaSign, VerifyLinesAndExitCodes) {
     ASSERT_EQ(cs_keys({a.string(), b.string()}).status, 0);
     const std::string fp = PublicKey::from_pem(read_file(keys() / "MyKey.pub"), "p", {}).fingerprint();
 
+    const std::string short_fp = fp.substr(0, 16);
     RunResult ok = cs_keys({"--verify", a.string(), b.string()});
     EXPECT_EQ(ok.status, 0);
-    EXPECT_EQ(ok.out, fmt_line(a.string(), "VALID", "signed by key MyKey (" + fp + ")") +
-                          fmt_line(b.string(), "VALID", "signed by key MyKey (" + fp + ")"));
+    EXPECT_EQ(ok.out, golden({{a.string(), "VALID", "signed by key MyKey (" + short_fp + ")"},
+                              {b.string(), "VALID", "signed by key MyKey (" + short_fp + ")"}}));
+    RunResult verbose = cs_keys({"--verify", "--verbose", a.string(), b.string()});
+    EXPECT_EQ(verbose.out, golden({{a.string(), "VALID", "signed by key MyKey (" + fp + ")"},
+                                   {b.string(), "VALID", "signed by key MyKey (" + fp + ")"}}));
 
     write_file(b, "bbB");
     RunResult bad = cs_keys({"-v", a.string(), b.string()});
     EXPECT_EQ(bad.status, 1);
-    EXPECT_NE(bad.out.find(fmt_line(b.string(), "INVALID", "digest does not match signature (key MyKey, " + fp + ")")),
-              std::string::npos)
-        << bad.out;
+    EXPECT_EQ(bad.out, golden({{a.string(), "VALID", "signed by key MyKey (" + short_fp + ")"},
+                               {b.string(), "INVALID", "digest does not match signature (key MyKey, " + short_fp + ")"}}));
 
     stdfs::remove(a.string() + ".sig");
     RunResult missing = cs_keys({"--verify", a.string()});
@@ -281,4 +293,56 @@ TEST_F(CondaSign, StreamingMemoryDoesNotGrowWithFileSize) {
     // Relative, so it holds under sanitizers too; the benchmark reports the absolute peak.
     EXPECT_LT(rb.max_rss_kib - rs.max_rss_kib, 4 * 1024) << "small " << rs.max_rss_kib << " KiB, big "
                                                           << rb.max_rss_kib << " KiB";
+}
+
+// Options cannot swallow operands: each value-taking option, put before the
+// files, takes exactly one value, and every file is still signed or checked.
+TEST_F(CondaSign, A19_sign_options_do_not_swallow_files) {
+    Deadline d(60);
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path a = file("a-1.0-0.conda", "aaa"), b = file("b-1.0-0.conda", "bbb");
+    RunResult r = cs({"--keys-dir", keys().string(), "--min-key-bits", "2048", "-i", "MyKey", a.string(), b.string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(stdfs::exists(a.string() + ".sig"));
+    EXPECT_TRUE(stdfs::exists(b.string() + ".sig"));
+    // --keygen takes one name: a second word is a file, which --keygen refuses.
+    EXPECT_EQ(cs_keys({"--keygen", "one", "two"}).status, 2);
+    EXPECT_FALSE(stdfs::exists(keys() / "one"));
+    EXPECT_EQ(cs_keys({"--keygen", "big", "--size", "3072", "--type", "rsa", "extra"}).status, 2);
+    EXPECT_FALSE(stdfs::exists(keys() / "big"));
+}
+
+TEST_F(CondaSign, A19_verify_options_do_not_swallow_files) {
+    Deadline d(60);
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path a = file("a-1.0-0.conda", "aaa"), b = file("b-1.0-0.conda", "bbb");
+    ASSERT_EQ(cs_keys({a.string(), b.string()}).status, 0);
+    write_file(a, "aaA");  // the first file is bad: it must be checked, not swallowed
+    RunResult r = cs({"--verify", "--keys-dir", keys().string(), "--min-key-bits", "2048", a.string(), b.string(),
+                      "--json"});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["results"].size(), 2u);
+    EXPECT_EQ(j["results"][0]["path"], a.string());
+    EXPECT_EQ(j["results"][0]["verdict"], "INVALID");
+    EXPECT_EQ(j["results"][1]["verdict"], "VALID");
+}
+
+// Output cannot be forged: a file name with a newline and an ANSI escape is
+// one line with the escapes visible; the signing lines escape it too.
+TEST_F(CondaSign, A19_control_characters_in_names_are_escaped) {
+    Deadline d(60);
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path evil = file("x\nfake.conda  VALID  \x1b[2K\x7f\xff.conda", "bytes");
+    RunResult s = cs_keys({evil.string()});
+    ASSERT_EQ(s.status, 0) << s.err;
+    EXPECT_NE(s.out.find("signing: " + (t_ / "x\\nfake.conda  VALID  \\x1b[2K\\x7f\\xff.conda").string() + "\n"),
+              std::string::npos)
+        << s.out;
+    write_file(evil, "other bytes");
+    RunResult v = cs_keys({"--verify", evil.string()});
+    EXPECT_EQ(v.status, 1);
+    EXPECT_EQ(std::count(v.out.begin(), v.out.end(), '\n'), 1) << v.out;
+    EXPECT_EQ(v.out.find('\x1b'), std::string::npos);
+    EXPECT_EQ(v.out.rfind((t_ / "x\\nfake.conda  VALID  \\x1b[2K\\x7f\\xff.conda  INVALID  ").string(), 0), 0u) << v.out;
 }
