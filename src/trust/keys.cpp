@@ -46,28 +46,34 @@ struct PemBlock {
     std::vector<unsigned char> der;
 };
 
-PemBlock read_single_pem(std::string_view text, const std::string& origin, const char* what) {
-    ossl::Bio bio{ossl::check_ptr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), "BIO_new_mem_buf")};
+// One PEM_read_bio call; every buffer it allocates is owned at once.
+struct PemRead {
+    ossl::Buffer<char> name, header;
+    ossl::Buffer<unsigned char> data;
+    long len = 0;
+};
+
+std::optional<PemRead> read_pem(BIO* bio) {
     char* name = nullptr;
     char* header = nullptr;
     unsigned char* data = nullptr;
     long len = 0;
-    if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1)
+    const int rc = PEM_read_bio(bio, &name, &header, &data, &len);
+    PemRead out{ossl::Buffer<char>{name}, ossl::Buffer<char>{header}, ossl::Buffer<unsigned char>{data}, len};
+    if (rc != 1) return std::nullopt;
+    return out;
+}
+
+PemBlock read_single_pem(std::string_view text, const std::string& origin, const char* what) {
+    ossl::Bio bio{ossl::check_ptr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), "BIO_new_mem_buf")};
+    const auto first = read_pem(bio.get());
+    if (!first || first->len < 0)
         throw bad_key(origin, fmt::format("not a PEM {} (empty, cut short or not PEM)", what));
-    PemBlock block{name, std::vector<unsigned char>(data, data + len)};
-    const bool has_header = header != nullptr && header[0] != '\0';
-    OPENSSL_free(name);
-    OPENSSL_free(header);
-    OPENSSL_free(data);
-    if (has_header) throw bad_key(origin, "PEM block has headers (encrypted keys are not supported)");
-    char* name2 = nullptr;
-    char* header2 = nullptr;
-    unsigned char* data2 = nullptr;
-    long len2 = 0;
-    const bool second = PEM_read_bio(bio.get(), &name2, &header2, &data2, &len2) == 1;
-    OPENSSL_free(name2);
-    OPENSSL_free(header2);
-    OPENSSL_free(data2);
+    const unsigned char* der = first->data.get();
+    PemBlock block{first->name.get(), std::vector<unsigned char>(der, der + first->len)};
+    if (first->header && first->header.get()[0] != '\0')
+        throw bad_key(origin, "PEM block has headers (encrypted keys are not supported)");
+    const bool second = read_pem(bio.get()).has_value();
     ERR_clear_error();
     if (second) throw bad_key(origin, "file holds more than one PEM block");
     return block;
@@ -84,24 +90,23 @@ ossl::Pkey decode_all(const std::vector<unsigned char>& der, F decode) {
 }
 
 std::string spki_der(EVP_PKEY* pkey) {
-    unsigned char* buf = nullptr;
-    int n = i2d_PUBKEY(pkey, &buf);
+    unsigned char* raw = nullptr;
+    const int n = i2d_PUBKEY(pkey, &raw);
+    const ossl::Buffer<unsigned char> buf{raw};
     if (n <= 0) ossl::fail("i2d_PUBKEY");
-    std::string out(reinterpret_cast<char*>(buf), static_cast<std::size_t>(n));
-    OPENSSL_free(buf);
-    return out;
+    return std::string(reinterpret_cast<const char*>(buf.get()), static_cast<std::size_t>(n));
 }
 
 std::string encode_pem(EVP_PKEY* pkey, int selection, const char* structure) {
     ossl::EncoderCtx ctx{OSSL_ENCODER_CTX_new_for_pkey(pkey, selection, "PEM", structure, nullptr)};
     if (!ctx || OSSL_ENCODER_CTX_get_num_encoders(ctx.get()) == 0)
         ossl::fail(fmt::format("no PEM encoder for {}", structure));
-    unsigned char* data = nullptr;
+    unsigned char* raw = nullptr;
     size_t len = 0;
-    ossl::check(OSSL_ENCODER_to_data(ctx.get(), &data, &len), "OSSL_ENCODER_to_data");
-    std::string out(reinterpret_cast<char*>(data), len);
-    OPENSSL_free(data);
-    return out;
+    const int rc = OSSL_ENCODER_to_data(ctx.get(), &raw, &len);
+    const ossl::Buffer<unsigned char> data{raw};
+    ossl::check(rc, "OSSL_ENCODER_to_data");
+    return std::string(reinterpret_cast<const char*>(data.get()), len);
 }
 
 ossl::PkeyCtx pkey_ctx(EVP_PKEY* pkey) {
