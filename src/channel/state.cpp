@@ -49,8 +49,8 @@ void check_state_file(const std::filesystem::path& path, const struct stat& st) 
 // Holds an exclusive flock on DIR/state.lock for a read-modify-write.
 class StateLock {
 public:
-    explicit StateLock(const std::filesystem::path& dir) {
-        const fs::Fd dirfd = open_state_dir(dir, fs::CreateMissing::Yes);
+    explicit StateLock(const std::filesystem::path& dir) : dir_(open_state_dir(dir, fs::CreateMissing::Yes)) {
+        const fs::Fd& dirfd = dir_;
         const auto path = dir / "state.lock";
         fd_ = fs::open_at_raw(dirfd.get(), "state.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
         if (!fd_) throw fs::errno_error(path.string());
@@ -63,7 +63,11 @@ public:
         }
     }
 
+    // The checked state directory: state.json is written inside it.
+    int dir() const noexcept { return dir_.get(); }
+
 private:
+    fs::Fd dir_;
     fs::Fd fd_;
 };
 
@@ -164,7 +168,7 @@ void StateStore::record(const std::string& location, const std::string& channel,
     auto& subdirs = j[location_subdirs_key][location];
     if (!subdirs.is_array()) subdirs = nlohmann::json::array();
     if (std::find(subdirs.begin(), subdirs.end(), subdir) == subdirs.end()) subdirs.push_back(subdir);
-    fs::write_atomic(dir_ / "state.json", j.dump(2) + "\n", 0600, false);
+    fs::write_atomic_at(lock.dir(), "state.json", j.dump(2) + "\n", 0600, false, dir_ / "state.json");
 }
 
 bool StateStore::reset(const std::string& channel) {
@@ -181,7 +185,7 @@ bool StateStore::reset(const std::string& channel) {
             ++it;
         }
     }
-    fs::write_atomic(dir_ / "state.json", j.dump(2) + "\n", 0600, false);
+    fs::write_atomic_at(lock.dir(), "state.json", j.dump(2) + "\n", 0600, false, dir_ / "state.json");
     return known;
 }
 

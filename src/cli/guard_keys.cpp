@@ -50,36 +50,19 @@ KeyName name_or_usage(const std::string& s) {
     return KeyName(s);
 }
 
-// Removes `file` from the keys directory (opened once, not followed if a
-// symlink); false when it does not exist.
-bool remove_key_file(int dir_fd, const std::filesystem::path& dir, const std::string& file) {
-    if (::unlinkat(dir_fd, file.c_str(), 0) == 0) return true;
-    if (errno == ENOENT) return false;
-    throw CommandError(2, fmt::format("{}: {}", (dir / file).string(), std::strerror(errno)));
-}
-
 int remove_key(const KeyStore& store, const KeyName& name, bool with_private, const Reporter& out) {
-    const fs::Fd dir = fs::open_raw(store.dir(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (!dir) throw CommandError(2, fmt::format("{}: {}", store.dir().string(), std::strerror(errno)));
-    const int dir_fd = dir.get();
     const std::string pub = name.str() + ".pub";
-    std::vector<std::filesystem::path> removed;
-    if (remove_key_file(dir_fd, store.dir(), pub)) removed.push_back(store.dir() / pub);
-    if (with_private) {
-        if (remove_key_file(dir_fd, store.dir(), name.str())) removed.push_back(store.dir() / name.str());
-        if (removed.empty())
-            throw CommandError(2, fmt::format("no key '{}' in {} (neither {} nor {})", name.str(), store.dir().string(),
-                                              pub, name.str()));
-    } else if (removed.empty()) {
-        struct stat st {};
-        if (::fstatat(dir_fd, name.str().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
-            throw CommandError(2, fmt::format("{} does not exist, only the private key {} does; remove it with "
-                                              "'{} keys remove {} --private'",
-                                              (store.dir() / pub).string(), (store.dir() / name.str()).string(),
-                                              guard_prog, name.str()));
-        throw CommandError(2, fmt::format("{}: no such key file", (store.dir() / pub).string()));
-    }
-    return out.keys_removed(removed);
+    const KeyStore::Removal r = with_key_verdict([&] { return store.remove(name, with_private); });
+    if (r.removed.empty() && with_private)
+        throw CommandError(2, fmt::format("no key '{}' in {} (neither {} nor {})", name.str(), store.dir().string(),
+                                          pub, name.str()));
+    if (r.removed.empty() && r.private_key_left)
+        throw CommandError(2, fmt::format("{} does not exist, only the private key {} does; remove it with "
+                                          "'{} keys remove {} --private'",
+                                          (store.dir() / pub).string(), (store.dir() / name.str()).string(),
+                                          guard_prog, name.str()));
+    if (r.removed.empty()) throw CommandError(2, fmt::format("{}: no such key file", (store.dir() / pub).string()));
+    return out.keys_removed(r.removed);
 }
 
 }  // namespace

@@ -531,9 +531,34 @@ KeyPairPaths KeyStore::store(const KeyName& name, const PrivateKey& key, bool ov
     const fs::Fd dirfd = open_keys_dir(dir_, fs::CreateMissing::Yes);
     const KeyPairPaths paths = pair_paths(dir_, name);
     if (!overwrite) check_not_present(dirfd.get(), paths);
-    fs::write_atomic(paths.private_key, key.to_pem(), 0600, !overwrite);
-    fs::write_atomic(paths.public_key, key.public_key().to_pem(), 0644, !overwrite);
+    // Written inside the checked directory: a link planted at either name is
+    // replaced (or, exclusive, refused), never followed.
+    fs::write_atomic_at(dirfd.get(), paths.private_key.filename().string(), key.to_pem(), 0600, !overwrite,
+                        paths.private_key);
+    fs::write_atomic_at(dirfd.get(), paths.public_key.filename().string(), key.public_key().to_pem(), 0644,
+                        !overwrite, paths.public_key);
     return paths;
+}
+
+KeyStore::Removal KeyStore::remove(const KeyName& name, bool remove_private) const {
+    const fs::Fd dirfd = open_keys_dir(dir_);
+    const KeyPairPaths paths = pair_paths(dir_, name);
+    Removal out;
+    auto unlink = [&](const std::filesystem::path& p) {
+        if (::unlinkat(dirfd.get(), p.filename().c_str(), 0) == 0) {
+            out.removed.push_back(p);
+        } else if (errno != ENOENT) {
+            throw fs::errno_error(p.string());
+        }
+    };
+    unlink(paths.public_key);
+    if (remove_private) {
+        unlink(paths.private_key);
+    } else {
+        struct stat st {};
+        out.private_key_left = ::fstatat(dirfd.get(), paths.private_key.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    return out;
 }
 
 }  // namespace condaguard

@@ -150,6 +150,17 @@ public:
     // 0700 (and missing ancestors as 0755). Checks as check_can_store first.
     KeyPairPaths store(const KeyName& name, const PrivateKey& key, bool overwrite) const;
 
+    // What remove() did: the files it removed, and whether a private key was
+    // left in place (remove_private was false and NAME exists).
+    struct Removal {
+        std::vector<std::filesystem::path> removed;
+        bool private_key_left = false;
+    };
+    // Removes KEYS/NAME.pub, and KEYS/NAME too with `remove_private`, through
+    // the checked keys directory (unlinkat; links are removed, never followed).
+    // Removing nothing is not an error here: the caller decides what to say.
+    Removal remove(const KeyName& name, bool remove_private) const;
+
 private:
     std::filesystem::path dir_;
     KeyPolicy policy_;
