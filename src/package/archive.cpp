@@ -249,32 +249,85 @@ private:
 
 constexpr std::size_t eocd_bytes = 22;
 constexpr std::size_t max_zip_comment = 0xffff;
+// A .conda's central directory has three short entries; anything larger is refused.
+constexpr std::size_t max_central_directory = 0x10000;
+constexpr std::size_t cd_entry_bytes = 46;     // fixed part of a central directory entry
+constexpr std::size_t local_header_bytes = 30;  // fixed part of a local file header
 
-std::uint32_t le(const std::string& s, std::size_t pos, int bytes) {
+std::uint32_t le(std::string_view s, std::size_t pos, int bytes) {
     std::uint32_t v = 0;
     for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[pos + static_cast<std::size_t>(i)]);
     return v;
 }
 
-// The streaming zip reader never looks at the central directory, so check
-// that the file ends in an intact end-of-central-directory record that
-// counts the members read and points at a central directory inside the file.
-void check_zip_end(const std::string& tail, std::uint64_t file_size, std::uint64_t members) {
-    if (tail.size() >= eocd_bytes) {
-        for (std::size_t pos = tail.size() - eocd_bytes + 1; pos-- > 0;) {
-            if (tail.compare(pos, 4, "PK\x05\x06") != 0) continue;
-            const std::uint64_t eocd_offset = file_size - (tail.size() - pos);
-            const std::uint32_t entries = le(tail, pos + 10, 2);
-            const std::uint32_t cd_size = le(tail, pos + 12, 4);
-            const std::uint32_t cd_offset = le(tail, pos + 16, 4);
-            const std::uint32_t comment = le(tail, pos + 20, 2);
-            if (pos + eocd_bytes + comment != tail.size()) continue;
-            if (entries != members || std::uint64_t{cd_offset} + cd_size != eocd_offset)
-                throw CorruptPackage("zip central directory does not match its members");
-            return;
+// A member as the stream reader met it, in file order.
+struct StreamedMember {
+    std::string name;
+};
+
+// The streaming zip reader reads local headers front to back, but conda
+// (Python's zipfile) finds members through the central directory at the end.
+// A .conda is accepted only when both say the same thing: the end record is
+// intact and points at a central directory that ends where it begins; the
+// directory lists exactly the members read, with the same names in the same
+// order of their local headers; and each entry's local header (read with
+// pread on the same descriptor) carries the name the directory gives it.
+void check_zip_directory(int fd, const std::string& tail, std::uint64_t file_size,
+                         const std::vector<StreamedMember>& streamed) {
+    if (tail.size() < eocd_bytes) throw CorruptPackage("zip end-of-central-directory record is missing or damaged");
+    std::size_t eocd = std::string::npos;
+    for (std::size_t pos = tail.size() - eocd_bytes + 1; pos-- > 0;) {
+        if (tail.compare(pos, 4, "PK\x05\x06") == 0 && pos + eocd_bytes + le(tail, pos + 20, 2) == tail.size()) {
+            eocd = pos;
+            break;
         }
     }
-    throw CorruptPackage("zip end-of-central-directory record is missing or damaged");
+    if (eocd == std::string::npos) throw CorruptPackage("zip end-of-central-directory record is missing or damaged");
+    const std::uint64_t eocd_offset = file_size - (tail.size() - eocd);
+    const std::uint32_t disk = le(tail, eocd + 4, 2), cd_disk = le(tail, eocd + 6, 2);
+    const std::uint32_t entries_here = le(tail, eocd + 8, 2), entries = le(tail, eocd + 10, 2);
+    const std::uint32_t cd_size = le(tail, eocd + 12, 4), cd_offset = le(tail, eocd + 16, 4);
+    if (disk != 0 || cd_disk != 0 || entries_here != entries)
+        throw CorruptPackage("zip archive spans several disks");
+    if (entries == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff)
+        throw CorruptPackage("zip64 archives are not supported");
+    if (entries != streamed.size() || std::uint64_t{cd_offset} + cd_size != eocd_offset)
+        throw CorruptPackage("zip central directory does not match its members");
+    if (cd_size > max_central_directory || cd_size > eocd)
+        throw CorruptPackage(fmt::format("zip central directory is larger than {} bytes", max_central_directory));
+
+    struct CdEntry {
+        std::uint32_t local_offset;
+        std::string name;
+    };
+    std::vector<CdEntry> cd;
+    const std::string_view dir = std::string_view(tail).substr(eocd - cd_size, cd_size);
+    std::size_t pos = 0;
+    for (std::uint32_t i = 0; i < entries; ++i) {
+        if (pos + cd_entry_bytes > dir.size() || dir.compare(pos, 4, "PK\x01\x02") != 0)
+            throw CorruptPackage("zip central directory entry is damaged");
+        const std::size_t name_len = le(dir, pos + 28, 2), extra = le(dir, pos + 30, 2), comment = le(dir, pos + 32, 2);
+        const std::size_t next = pos + cd_entry_bytes + name_len + extra + comment;
+        if (next > dir.size()) throw CorruptPackage("zip central directory entry is damaged");
+        cd.push_back({le(dir, pos + 42, 4), std::string(dir.substr(pos + cd_entry_bytes, name_len))});
+        pos = next;
+    }
+    if (pos != dir.size()) throw CorruptPackage("zip central directory has bytes after its entries");
+    std::sort(cd.begin(), cd.end(), [](const auto& a, const auto& b) { return a.local_offset < b.local_offset; });
+    for (std::size_t i = 0; i < cd.size(); ++i) {
+        if (cd[i].name != streamed[i].name)
+            throw CorruptPackage(fmt::format("zip central directory names member {} {}, its local header {}", i + 1,
+                                             member_name(cd[i].name), member_name(streamed[i].name)));
+        if (i > 0 && cd[i].local_offset == cd[i - 1].local_offset)
+            throw CorruptPackage("zip central directory lists two members at one offset");
+        std::string header(local_header_bytes + cd[i].name.size(), '\0');
+        const ssize_t n = ::pread(fd, header.data(), header.size(), static_cast<off_t>(cd[i].local_offset));
+        if (n != static_cast<ssize_t>(header.size()) || header.compare(0, 4, "PK\x03\x04") != 0 ||
+            le(header, 26, 2) != cd[i].name.size() ||
+            std::string_view(header).substr(local_header_bytes) != cd[i].name)
+            throw CorruptPackage(fmt::format("zip central directory entry {} does not point at its local header",
+                                             member_name(cd[i].name)));
+    }
 }
 
 // Reads the current member's data to its end, counting it. With `cap`, a
@@ -375,7 +428,7 @@ std::optional<nlohmann::json> walk_inner_tar(archive* a, Scan& s, MemberPaths& p
 PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLimits& limits, std::uint64_t file_size) {
     Scan s{.src = src, .budget = Budget(limits, src, file_size)};
     PackageScan out;
-    std::optional<std::uint64_t> zip_members;  // set for .conda: checked against the zip's end record
+    std::optional<std::vector<StreamedMember>> zip_members;  // set for .conda: checked against its central directory
     la::Reader a = new_reader();
     if (name.format == PackageFormat::TarBz2) {
         archive_read_support_filter_bzip2(a.get());
@@ -388,13 +441,13 @@ PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLim
         // through, so CRC-32s are checked and every byte is hashed once. Both
         // inner tars extract into one tree, so they share one set of paths.
         archive_read_support_format_zip_streamable(a.get());
-        src.tail_cap = eocd_bytes + max_zip_comment;
+        src.tail_cap = eocd_bytes + max_zip_comment + max_central_directory;
         open_from(a.get(), s, &src, &HashingSource::callback, "");
         const std::string info_member = "info-" + name.stem() + ".tar.zst";
         const std::string pkg_member = "pkg-" + name.stem() + ".tar.zst";
         MemberPaths zip_paths, tree_paths;
         int info_seen = 0, pkg_seen = 0;
-        std::uint64_t members = 0;
+        std::vector<StreamedMember> members;
         archive_entry* e = nullptr;
         for (;;) {
             int rc = archive_read_next_header(a.get(), &e);
@@ -402,9 +455,9 @@ PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLim
             if (rc == ARCHIVE_EOF) break;
             if (rc != ARCHIVE_OK) s.fail(a.get(), "");
             s.budget.member();
-            ++members;
             const char* p = archive_entry_pathname(e);
             const std::string raw = p != nullptr ? p : "";
+            members.push_back({raw});
             zip_paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, "");
             // conda looks these two up by their exact names.
             if (raw == info_member || raw == pkg_member) {
@@ -417,10 +470,10 @@ PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLim
         if (info_seen != 1 || pkg_seen != 1)
             throw CorruptPackage(fmt::format("expected one {} and one {} (found {} and {})", info_member, pkg_member,
                                              info_seen, pkg_seen));
-        zip_members = members;
+        zip_members = std::move(members);
     }
     src.drain();
-    if (zip_members) check_zip_end(src.tail, src.size, *zip_members);
+    if (zip_members) check_zip_directory(src.fd, src.tail, src.size, *zip_members);
     src.finish(out);
     return out;
 }

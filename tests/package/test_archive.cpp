@@ -389,3 +389,52 @@ TEST(Package, A16_absolute_and_dotdot_member_paths) {
     const auto newline = build_package(t.path(), PackageSpec{.name = "nl", .extra_pkg_members = {{"/a\nb", "x"}}});
     EXPECT_REFUSED(scan(newline), "member '/a\\x0ab' has an absolute path");
 }
+
+namespace {
+
+// The position of the central directory entry whose name is `name`.
+std::size_t cd_entry(const std::string& zip, const std::string& name) {
+    for (std::size_t pos = zip.rfind("PK\x05\x06"); pos-- > 0;) {
+        if (zip.compare(pos, 4, "PK\x01\x02") != 0) continue;
+        const auto len = static_cast<std::size_t>(static_cast<unsigned char>(zip[pos + 28]) |
+                                                  static_cast<unsigned char>(zip[pos + 29]) << 8);
+        if (zip.compare(pos + 46, len, name) == 0 && len == name.size()) return pos;
+    }
+    throw std::runtime_error("test: no central directory entry " + name);
+}
+
+}  // namespace
+
+// conda opens a .conda through its central directory; we stream its local
+// headers. A file in which the two disagree means one thing to us and
+// another to conda, so it is refused.
+TEST(Package, A25_central_directory_must_agree_with_local_headers) {
+    TempDir t;
+    const auto path = build_package(t.path(), PackageSpec{.name = "zz"});
+    const std::string good = read_file(path);
+    EXPECT_NO_THROW(scan(path));
+
+    // A name that only the central directory gives (same length).
+    std::string renamed = good;
+    const std::size_t meta = cd_entry(renamed, "metadata.json");
+    renamed[meta + 46] = 'M';
+    write_file(path, renamed);
+    EXPECT_REFUSED(scan(path), "zip central directory names member");
+
+    // Two directory entries that swap where their members are.
+    std::string swapped = good;
+    const std::size_t info = cd_entry(swapped, "info-zz-1.0-0.tar.zst");
+    const std::size_t pkg = cd_entry(swapped, "pkg-zz-1.0-0.tar.zst");
+    for (std::size_t i = 0; i < 4; ++i) std::swap(swapped[info + 42 + i], swapped[pkg + 42 + i]);
+    write_file(path, swapped);
+    EXPECT_REFUSED(scan(path), "zip central directory");
+
+    // An entry pointing somewhere that is not its local header.
+    std::string moved = good;
+    moved[cd_entry(moved, "metadata.json") + 42] ^= 1;
+    write_file(path, moved);
+    EXPECT_REFUSED(scan(path), "zip central directory");
+
+    write_file(path, good);
+    EXPECT_NO_THROW(scan(path));
+}
