@@ -19,7 +19,6 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -426,15 +425,6 @@ fs::OpenedFile open_index(int dirfd, const stdfs::path& path, std::uint64_t cap)
     return f;
 }
 
-// A hint, never required: back a large fresh buffer with huge pages, so
-// that filling it takes a few hundred page faults instead of one per 4 KiB.
-void advise_huge_pages(char* p, std::size_t n) noexcept {
-    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-    const auto from = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
-    const auto to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(huge - 1);
-    if (to > from) (void)::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
-}
-
 struct ReadIndex {
     Sha256Digest digest{};
     std::exception_ptr parse_failure;  // why the bytes are not a valid index
@@ -456,7 +446,6 @@ struct ReadIndex {
 ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
     const auto size = static_cast<std::size_t>(f.st.st_size);
     data.bytes = simdjson::padded_string(size);
-    advise_huge_pages(data.bytes.data(), size);
     constexpr std::size_t done_flag = ~std::size_t{0};  // the reader stopped early (error)
     std::atomic<std::size_t> ready{0};
     std::atomic<bool> cancelled{false};
