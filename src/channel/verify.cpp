@@ -11,12 +11,14 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <bit>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <optional>
 #include <set>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -25,14 +27,14 @@ namespace condaguard {
 
 namespace stdfs = std::filesystem;
 
-namespace dom = simdjson::dom;
+namespace od = simdjson::ondemand;
 
 // The index's own private copy (never a mapping of a file others may
-// change), the parser whose string buffer holds every string unescaped, the
-// records (views into that buffer) and the info object.
+// change), the parser whose string buffer holds the strings that had escapes,
+// the records (views into those two) and the info object.
 struct IndexData {
     simdjson::padded_string bytes;
-    dom::parser parser;
+    od::parser parser;
     std::vector<IndexRecord> records;
     nlohmann::json info;
 };
@@ -58,108 +60,132 @@ void check(simdjson::error_code e) {
     if (e != simdjson::SUCCESS) malformed(fmt::format("not valid JSON: {}", simdjson::error_message(e)));
 }
 
-// ---- parsing: one walk over simdjson's DOM with an explicit stack --------
+// ---- parsing: one walk over simdjson's On-Demand iterator, explicit stack --
+
+// simdjson's On-Demand front end: stage 1 (SIMD, chosen at run time) finds
+// every structural character of the document, then the walk below pulls the
+// tokens in order; no tape is built. A string without a backslash is used as
+// a view into the document itself; only strings with escapes are unescaped
+// (into the parser's buffer, which lives as long as the parser), which also
+// checks their escapes. Stage 1 has already checked UTF-8, unescaped control
+// characters and string ends for the whole document; every scalar is parsed
+// (numbers, true, false, null), so a malformed value anywhere is refused as
+// the DOM parser would refuse it.
 
 // Where a container sits, for the records it may hold.
 enum class Role : unsigned char { Other, Top, Packages, Record };
 
-// Duplicate keys: while an object's keys arrive in strictly increasing
-// order (conda's indexers and ours sort them) each is compared with the one
-// before it only; at the first key out of order, the keys so far go into a
-// hash set and every later key is looked up there.
-// An open-addressing set of the keys of one object (views into the DOM).
-class KeySet {
-public:
-    explicit KeySet(std::size_t expected) {
-        std::size_t n = 64;
-        while (n < 2 * expected) n *= 2;
-        slots_.resize(n);
+// The text between the quotes of a string starting right after its opening
+// quote, as a view into the document, when it holds no escape. Stage 1 has
+// checked that every string ends inside the document; the scan reads 8 bytes
+// at a time (a padded_string has SIMDJSON_PADDING bytes after the end) and
+// never starts a word past the document's end.
+std::optional<std::string_view> plain_string(const char* after_quote, const char* doc_end) {
+    constexpr std::uint64_t low7 = 0x7f7f7f7f7f7f7f7f, ones = 0x0101010101010101;
+    // The high bit of each byte of `x` that is zero, and of no other byte.
+    auto zero_bytes = [](std::uint64_t x) { return ~(((x & low7) + low7) | x | low7); };
+    for (const char* p = after_quote; p < doc_end; p += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        const std::uint64_t m = zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
+        if (m == 0) continue;
+        const int first = std::endian::native == std::endian::little ? std::countr_zero(m) : std::countl_zero(m);
+        const char* at = p + first / 8;
+        if (*at == '\\') return std::nullopt;
+        return std::string_view(after_quote, static_cast<std::size_t>(at - after_quote));
     }
-    bool insert(std::string_view k) {
-        if (2 * (size_ + 1) > slots_.size()) grow();
-        return place(Slot{k.data() != nullptr ? k : std::string_view(""), std::hash<std::string_view>{}(k)});
-    }
+    malformed("not valid JSON: unterminated string");
+}
 
-private:
-    struct Slot {
-        std::string_view key;  // data() == nullptr: empty slot
-        std::size_t hash = 0;
-    };
-    bool place(const Slot& s) {
-        const std::size_t mask = slots_.size() - 1;
-        for (std::size_t i = s.hash & mask;; i = (i + 1) & mask) {
-            Slot& at = slots_[i];
-            if (at.key.data() == nullptr) {
-                at = s;
-                ++size_;
-                return true;
-            }
-            if (at.hash == s.hash && at.key == s.key) return false;
-        }
-    }
-    void grow() {
-        std::vector<Slot> old(slots_.size() * 2);
-        old.swap(slots_);
-        size_ = 0;
-        for (const Slot& s : old)
-            if (s.key.data() != nullptr) place(s);
-    }
-    std::vector<Slot> slots_;
-    std::size_t size_ = 0;
+// Duplicate keys. Every key of each open object stays on one stack of views
+// (into the document, or the parser's buffer for keys with escapes). While an
+// object's keys arrive in strictly increasing order (conda's indexers and ours
+// sort them) each is compared with the one before it only. From the first key
+// out of order on, each key's hash is also kept, and when the object closes
+// its hashes are sorted and equal neighbours compared as text: O(n log n)
+// over 8-byte values that sit together in memory, instead of a hash table
+// with a cache miss per key.
+struct HashedKey {
+    std::uint64_t hash;
+    std::uint32_t index;  // into the object's keys
+    friend bool operator<(const HashedKey& a, const HashedKey& b) { return a.hash < b.hash; }
 };
 
+std::uint64_t key_hash(std::string_view k) { return std::hash<std::string_view>{}(k); }
+
+// One open object or array. Its iterator is advanced only once the value it
+// handed out (and everything nested in it) has been walked, as On-Demand
+// requires: the stack holds exactly the iterators a recursive walk would.
 struct Frame {
-    Role role = Role::Other;
     bool is_object = false;
-    dom::object::iterator oit, oend;
-    dom::array::iterator ait, aend;
+    bool started = false;           // an element was handed out: advance before the next
+    Role role = Role::Other;
+    od::object_iterator oit, oend;
+    od::array_iterator ait, aend;
     std::string_view under;         // the key this container is the value of (for messages)
-    std::size_t keys_from = 0;      // this object's keys in Walker::keys_, while sorted
-    std::string_view last_key;
-    std::size_t size_hint = 0;      // the object's key count, as the DOM gives it
-    std::unique_ptr<KeySet> seen;   // once out of order
+    std::size_t keys_from = 0;      // this object's keys in Walker::keys_
+    std::size_t hashed_from = 0;    // and their hashes in Walker::hashed_, once out of order
+    bool unsorted = false;
     std::size_t record = 0;         // Role::Record: index into the records
+    nlohmann::json* copy = nullptr; // inside "info": where this container's copy is built
 };
 
 class Walker {
 public:
-    explicit Walker(std::vector<IndexRecord>& out) : records_(out) {}
+    Walker(std::vector<IndexRecord>& records, nlohmann::json& info, const char* doc_end)
+        : records_(records), info_(info), doc_end_(doc_end) {
+        stack_.reserve(max_json_depth);
+    }
 
-    // Checks every object of the document for a repeated key (compared
-    // unescaped, as the DOM holds them) and collects the records of
-    // "packages" and "packages.conda". Nesting is already capped by the parser.
-    void walk(dom::element root, const std::atomic<bool>& cancelled) {
-        if (root.type() != dom::element_type::OBJECT) malformed("the document is not a JSON object");
-        push(root, Role::Top, "");
+    // Checks the whole document (every scalar parsed, nesting at most
+    // max_json_depth, no object holding a key twice, compared unescaped),
+    // collects the records of "packages" and "packages.conda", and copies
+    // "info" into nlohmann's form.
+    void walk(od::document& doc, const std::atomic<bool>& cancelled) {
+        od::json_type t{};
+        check(doc.type().get(t));
+        if (t != od::json_type::object) malformed("the document is not a JSON object");
+        od::object top;
+        check(doc.get_object().get(top));
+        push_object(top, Role::Top, "", nullptr);
         while (!stack_.empty()) {
             Frame& f = stack_.back();
             if (f.is_object) {
-                if (f.oit == f.oend) {
+                if (f.started) ++f.oit;
+                f.started = true;
+                if (!(f.oit != f.oend)) {
+                    if (f.unsorted) check_unsorted_keys(f);
                     keys_.resize(f.keys_from);
                     stack_.pop_back();
                     continue;
                 }
-                const dom::key_value_pair kv = *f.oit;
-                ++f.oit;
-                unique(f, kv.key);
-                field(f, kv.key, kv.value, cancelled);
+                od::field kv;
+                check((*f.oit).get(kv));
+                const std::string_view key = key_of(kv);
+                unique(f, key);
+                field(f, key, kv.value(), cancelled);  // may push: `f` is not used after this
             } else {
-                if (f.ait == f.aend) {
+                if (f.started) ++f.ait;
+                f.started = true;
+                if (!(f.ait != f.aend)) {
                     stack_.pop_back();
                     continue;
                 }
-                const dom::element e = *f.ait;
-                ++f.ait;
-                if (is_container(e)) push(e, Role::Other, "[]");
+                od::value v;
+                check((*f.ait).get(v));
+                nlohmann::json* slot = f.copy != nullptr ? &f.copy->emplace_back() : nullptr;
+                value(v, "[]", slot);
             }
         }
+        // Past the top-level object's end there must be nothing (On-Demand
+        // only checked that the last token is a '}').
+        const char* rest = nullptr;
+        if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS)
+            malformed("not valid JSON: more after the top-level object");
+        if (!saw_info_) malformed("info is not a JSON object");
     }
 
 private:
-    static bool is_container(dom::element e) {
-        return e.type() == dom::element_type::OBJECT || e.type() == dom::element_type::ARRAY;
-    }
-
     std::string where() const {
         std::string w;
         for (const auto& f : stack_) {
@@ -170,158 +196,224 @@ private:
         return w.empty() ? "the top level" : w;
     }
 
-    void unique(Frame& f, std::string_view key) {
-        bool fresh = true;
-        if (f.seen) {
-            fresh = f.seen->insert(key);
-        } else if (keys_.size() == f.keys_from || f.last_key < key) {
-            keys_.push_back(key);
-        } else {
-            f.seen = std::make_unique<KeySet>(f.size_hint);
-            for (auto it = keys_.begin() + static_cast<std::ptrdiff_t>(f.keys_from); it != keys_.end(); ++it)
-                f.seen->insert(*it);
-            fresh = f.seen->insert(key);
-        }
-        f.last_key = key;
-        if (!fresh) malformed(fmt::format("{} in {}", duplicate_key_message(key), where()));
+    std::string_view key_of(od::field& kv) {
+        if (auto plain = plain_string(kv.key().raw(), doc_end_)) return *plain;
+        std::string_view k;
+        check(kv.unescaped_key().get(k));
+        return k;
     }
 
-    void field(Frame& f, std::string_view key, dom::element v, const std::atomic<bool>& cancelled) {
+    std::string_view string_of(od::value& v) {
+        if (auto plain = plain_string(v.raw_json_token().data() + 1, doc_end_)) return *plain;
+        std::string_view s;
+        check(v.get_string().get(s));
+        return s;
+    }
+
+    void unique(Frame& f, std::string_view key) {
+        if (f.unsorted) {
+            hashed_.push_back(HashedKey{key_hash(key), static_cast<std::uint32_t>(keys_.size() - f.keys_from)});
+        } else if (keys_.size() != f.keys_from && !(keys_.back() < key)) {
+            if (keys_.back() == key) duplicate(key);
+            f.unsorted = true;
+            f.hashed_from = hashed_.size();
+            for (std::size_t i = f.keys_from; i < keys_.size(); ++i)
+                hashed_.push_back(HashedKey{key_hash(keys_[i]), static_cast<std::uint32_t>(i - f.keys_from)});
+            hashed_.push_back(HashedKey{key_hash(key), static_cast<std::uint32_t>(keys_.size() - f.keys_from)});
+        }
+        keys_.push_back(key);
+    }
+
+    // The keys of an object that were not in order, as it closes.
+    void check_unsorted_keys(const Frame& f) {
+        const auto from = hashed_.begin() + static_cast<std::ptrdiff_t>(f.hashed_from);
+        std::sort(from, hashed_.end());
+        // Within a run of equal hashes (a collision, or an attacker's many),
+        // the keys are sorted as text so that equal ones become neighbours.
+        const std::string_view* keys = keys_.data() + f.keys_from;
+        for (auto run = from; run != hashed_.end();) {
+            auto next = run + 1;
+            while (next != hashed_.end() && next->hash == run->hash) ++next;
+            if (next - run > 1) {
+                std::vector<std::string_view> same;
+                for (auto it = run; it != next; ++it) same.push_back(keys[it->index]);
+                std::sort(same.begin(), same.end());
+                if (auto d = std::adjacent_find(same.begin(), same.end()); d != same.end()) duplicate(*d);
+            }
+            run = next;
+        }
+        hashed_.resize(f.hashed_from);
+    }
+
+    [[noreturn]] void duplicate(std::string_view key) const {
+        malformed(fmt::format("{} in {}", duplicate_key_message(key), where()));
+    }
+
+    void field(Frame& f, std::string_view key, od::value v, const std::atomic<bool>& cancelled) {
         switch (f.role) {
         case Role::Top:
             if (key == "packages" || key == "packages.conda") {
-                if (v.type() != dom::element_type::OBJECT) malformed(fmt::format("'{}' is not an object", key));
-                push(v, Role::Packages, key);
+                push_object(object_of(v, "", key), Role::Packages, key, nullptr);
+                return;
+            }
+            if (key == "info") {
+                od::json_type t{};
+                check(v.type().get(t));
+                if (t != od::json_type::object) malformed("info is not a JSON object");
+                saw_info_ = true;
+                info_ = nlohmann::json::object();
+                push_object(object_of(v, "", key), Role::Other, key, &info_);
                 return;
             }
             break;
         case Role::Packages: {
-            if (v.type() != dom::element_type::OBJECT)
-                malformed(fmt::format("{}/{} is not an object", f.under, key));
+            const od::object rec = object_of(v, f.under, key);
             if (cancelled.load(std::memory_order_relaxed)) throw std::runtime_error("cancelled");
             const std::size_t i = records_.size();
             records_.push_back(IndexRecord{.fn = key});
-            push(v, Role::Record, key);
+            push_object(rec, Role::Record, key, nullptr);
             stack_.back().record = i;
             return;
         }
-        case Role::Record: record_field(records_[f.record], key, v); break;
+        case Role::Record:
+            if (record_field(records_[f.record], key, v)) return;
+            break;
         case Role::Other: break;
         }
-        if (is_container(v)) push(v, Role::Other, key);
+        value(v, key, f.copy != nullptr ? &(*f.copy)[std::string(key)] : nullptr);
     }
 
-    void record_field(IndexRecord& r, std::string_view key, dom::element v) {
-        auto str = [&](std::string_view& to) {
-            if (v.get_string().get(to) != simdjson::SUCCESS)
-                malformed(fmt::format("{}/{} is not a string", r.fn, key));
-        };
-        if (key == "sha256") str(r.sha256);
-        else if (key == "md5") str(r.md5);
-        else if (key == "name") str(r.name);
-        else if (key == "version") str(r.version);
-        else if (key == "build") str(r.build);
-        else if (key == "subdir") str(r.subdir);
+    // `v` as an object; else INVALID naming it as PARENT/KEY.
+    static od::object object_of(od::value& v, std::string_view parent, std::string_view key) {
+        od::json_type t{};
+        check(v.type().get(t));
+        if (t != od::json_type::object)
+            malformed(parent.empty() ? fmt::format("'{}' is not an object", key)
+                                     : fmt::format("{}/{} is not an object", parent, key));
+        od::object o;
+        check(v.get_object().get(o));
+        return o;
+    }
+
+    // A field the records keep; false for any other (walked as any value).
+    bool record_field(IndexRecord& r, std::string_view key, od::value& v) {
+        std::string_view* to = nullptr;
+        if (key == "sha256") to = &r.sha256;
+        else if (key == "md5") to = &r.md5;
+        else if (key == "name") to = &r.name;
+        else if (key == "version") to = &r.version;
+        else if (key == "build") to = &r.build;
+        else if (key == "subdir") to = &r.subdir;
         else if (key == "size") {
             if (v.get_uint64().get(r.size) != simdjson::SUCCESS)
                 malformed(fmt::format("{}/size is not a non-negative integer", r.fn));
             r.has_size = true;
+            return true;
+        } else {
+            return false;
+        }
+        od::json_type t{};
+        check(v.type().get(t));
+        if (t != od::json_type::string) malformed(fmt::format("{}/{} is not a string", r.fn, key));
+        *to = string_of(v);
+        return true;
+    }
+
+    // Any value: containers are pushed, scalars parsed (and copied to `slot`).
+    void value(od::value& v, std::string_view under, nlohmann::json* slot) {
+        od::json_type t{};
+        check(v.type().get(t));
+        switch (t) {
+        case od::json_type::object: {
+            od::object o;
+            check(v.get_object().get(o));
+            if (slot != nullptr) *slot = nlohmann::json::object();
+            push_object(o, Role::Other, under, slot);
+            return;
+        }
+        case od::json_type::array: {
+            od::array a;
+            check(v.get_array().get(a));
+            if (slot != nullptr) *slot = nlohmann::json::array();
+            push_array(a, under, slot);
+            return;
+        }
+        case od::json_type::string: {
+            const std::string_view s = string_of(v);
+            if (slot != nullptr) *slot = std::string(s);
+            return;
+        }
+        case od::json_type::number: {
+            od::number n;
+            check(v.get_number().get(n));
+            if (slot == nullptr) return;
+            switch (n.get_number_type()) {
+            case od::number_type::signed_integer: *slot = n.get_int64(); return;
+            case od::number_type::unsigned_integer: *slot = n.get_uint64(); return;
+            case od::number_type::floating_point_number: *slot = n.get_double(); return;
+            }
+            return;
+        }
+        case od::json_type::boolean: {
+            bool b = false;
+            check(v.get_bool().get(b));
+            if (slot != nullptr) *slot = b;
+            return;
+        }
+        case od::json_type::null: {
+            bool is_null = false;
+            check(v.is_null().get(is_null));
+            if (!is_null) check(simdjson::N_ATOM_ERROR);
+            if (slot != nullptr) *slot = nullptr;
+            return;
+        }
         }
     }
 
-    void push(dom::element e, Role role, std::string_view under) {
-        Frame f;
+    void enter() {
+        if (stack_.size() >= max_json_depth) malformed(fmt::format("not valid JSON: {}", too_deep_message(max_json_depth)));
+    }
+
+    void push_object(od::object o, Role role, std::string_view under, nlohmann::json* copy) {
+        enter();
+        Frame& f = stack_.emplace_back();
+        f.is_object = true;
         f.role = role;
         f.under = under;
-        if (e.type() == dom::element_type::OBJECT) {
-            const dom::object o = e.get_object().value_unsafe();
-            f.is_object = true;
-            f.oit = o.begin();
-            f.oend = o.end();
-            f.keys_from = keys_.size();
-            f.size_hint = o.size();
-        } else {
-            const dom::array a = e.get_array().value_unsafe();
-            f.ait = a.begin();
-            f.aend = a.end();
-        }
-        stack_.push_back(std::move(f));
+        f.copy = copy;
+        f.keys_from = keys_.size();
+        check(o.begin().get(f.oit));
+        check(o.end().get(f.oend));
+    }
+
+    void push_array(od::array a, std::string_view under, nlohmann::json* copy) {
+        enter();
+        Frame& f = stack_.emplace_back();
+        f.under = under;
+        f.copy = copy;
+        check(a.begin().get(f.ait));
+        check(a.end().get(f.aend));
     }
 
     std::vector<IndexRecord>& records_;
+    nlohmann::json& info_;
+    const char* doc_end_;
+    bool saw_info_ = false;
     std::vector<Frame> stack_;
     std::vector<std::string_view> keys_;
+    std::vector<HashedKey> hashed_;
 };
-
-// A small DOM value (the info object) in nlohmann's form, with an explicit
-// stack (nesting is capped by the parser in any case).
-nlohmann::json to_nlohmann(dom::element root) {
-    struct Level {
-        nlohmann::json* target;
-        bool is_object;
-        dom::object::iterator oit, oend;
-        dom::array::iterator ait, aend;
-    };
-    std::vector<Level> stack;
-    auto put = [&](dom::element e, nlohmann::json& target) {
-        switch (e.type()) {
-        case dom::element_type::OBJECT: {
-            target = nlohmann::json::object();
-            const dom::object o = e.get_object().value_unsafe();
-            stack.push_back(Level{&target, true, o.begin(), o.end(), {}, {}});
-            return;
-        }
-        case dom::element_type::ARRAY: {
-            target = nlohmann::json::array();
-            const dom::array a = e.get_array().value_unsafe();
-            stack.push_back(Level{&target, false, {}, {}, a.begin(), a.end()});
-            return;
-        }
-        case dom::element_type::STRING: target = std::string(e.get_string().value_unsafe()); return;
-        case dom::element_type::INT64: target = e.get_int64().value_unsafe(); return;
-        case dom::element_type::UINT64: target = e.get_uint64().value_unsafe(); return;
-        case dom::element_type::DOUBLE: target = e.get_double().value_unsafe(); return;
-        case dom::element_type::BOOL: target = e.get_bool().value_unsafe(); return;
-        case dom::element_type::NULL_VALUE: target = nullptr; return;
-        }
-    };
-    nlohmann::json out;
-    put(root, out);
-    while (!stack.empty()) {
-        Level& l = stack.back();
-        if (l.is_object ? l.oit == l.oend : l.ait == l.aend) {
-            stack.pop_back();
-            continue;
-        }
-        if (l.is_object) {
-            const dom::key_value_pair kv = *l.oit;
-            ++l.oit;
-            nlohmann::json& slot = (*l.target)[std::string(kv.key)];
-            put(kv.value, slot);  // may grow `stack`: `l` is not used after this
-        } else {
-            const dom::element e = *l.ait;
-            ++l.ait;
-            l.target->push_back(nullptr);
-            put(e, l.target->back());
-        }
-    }
-    return out;
-}
 
 // Parses the whole index into `data`: any JSON error, a depth past the cap,
 // a repeated key anywhere, or a record of the wrong shape is INVALID.
 void parse_index(IndexData& data, const std::atomic<bool>& cancelled) {
     check(data.parser.allocate(data.bytes.size(), max_json_depth));
-    dom::element root;
-    check(data.parser.parse(data.bytes).get(root));
+    od::document doc;
+    check(data.parser.iterate(data.bytes).get(doc));
     // A record takes well over 100 bytes of JSON: reserve once (pages
     // not written are never touched) instead of regrowing and copying.
     data.records.reserve(data.bytes.size() / 100 + 16);
-    Walker(data.records).walk(root, cancelled);
-    dom::element info;
-    if (root["info"].get(info) != simdjson::SUCCESS || info.type() != dom::element_type::OBJECT)
-        malformed("info is not a JSON object");
-    data.info = to_nlohmann(info);
+    Walker(data.records, data.info, data.bytes.data() + data.bytes.size()).walk(doc, cancelled);
 }
 
 // ---- step 1: read and hash (and parse, see below) ------------------------
@@ -331,15 +423,6 @@ fs::OpenedFile open_index(int dirfd, const stdfs::path& path, std::uint64_t cap)
     const auto size = static_cast<std::uint64_t>(f.st.st_size);
     if (size > cap) throw VerdictError(Verdict::Invalid, fmt::format("index is {} bytes, over the limit of {}", size, cap));
     return f;
-}
-
-// A hint, never required: back a large fresh buffer with huge pages, so
-// that filling it takes a few hundred page faults instead of one per 4 KiB.
-void advise_huge_pages(char* p, std::size_t n) noexcept {
-    constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
-    const auto from = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) & ~(huge - 1);
-    const auto to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(huge - 1);
-    if (to > from) (void)::madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
 }
 
 struct ReadIndex {
@@ -363,7 +446,6 @@ struct ReadIndex {
 ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
     const auto size = static_cast<std::size_t>(f.st.st_size);
     data.bytes = simdjson::padded_string(size);
-    advise_huge_pages(data.bytes.data(), size);
     constexpr std::size_t done_flag = ~std::size_t{0};  // the reader stopped early (error)
     std::atomic<std::size_t> ready{0};
     std::atomic<bool> cancelled{false};

@@ -2,6 +2,7 @@
 // (a byte, a field, the key, the clock, the state) and expects one verdict.
 #include <condaguard/channel/verify.hpp>
 #include <condaguard/channel/publish.hpp>
+#include <condaguard/sys/json.hpp>
 #include <condaguard/trust/sigfile.hpp>
 
 #include "../support/packages.hpp"
@@ -383,6 +384,82 @@ TEST_F(SignedText, A12_oversize_index) {
     policy_.max_index_bytes = 1000;
     expect_invalid(index_text(rec_a, "", R"("pad": ")" + std::string(2000, ' ') + R"(", )"),
                    "over the limit of 1000");
+}
+
+namespace {
+
+// A record for file `fn` whose sha256 is `sha` (records differ in their text).
+std::string rec(const std::string& fn, const std::string& sha = "x") {
+    return "\"" + fn + R"(": {"name": "a", "version": "1.0", "build": "0", "sha256": ")" + sha + R"(", "size": 5})";
+}
+
+}  // namespace
+
+// The check compares each key with the one before while keys are sorted, and
+// switches to sorting hashes at the first key out of order: duplicates must be
+// found on both sides of that switch.
+TEST_F(SignedText, A25_duplicate_keys_around_the_break_in_sorted_order) {
+    // Sorted up to the duplicate: the neighbour comparison.
+    expect_invalid(index_text(rec("a-1.0-0.tar.bz2") + ", " + rec("b-1.0-0.tar.bz2") + ", " + rec("b-1.0-0.tar.bz2", "y")),
+                   "duplicate key 'b-1.0-0.tar.bz2' in packages");
+    // The key that breaks the order is itself the duplicate of an earlier one.
+    expect_invalid(index_text(rec("a-1.0-0.tar.bz2") + ", " + rec("c-1.0-0.tar.bz2") + ", " + rec("a-1.0-0.tar.bz2", "y")),
+                   "duplicate key 'a-1.0-0.tar.bz2' in packages");
+    // The duplicate comes long after the break, of a key from before it.
+    std::string body = rec("m-1.0-0.tar.bz2") + ", " + rec("z-1.0-0.tar.bz2");
+    for (int i = 0; i < 300; ++i) body += ", " + rec("p" + std::to_string((i * 7919) % 300) + "-1.0-0.tar.bz2");
+    expect_invalid(index_text(body + ", " + rec("m-1.0-0.tar.bz2", "y")), "duplicate key 'm-1.0-0.tar.bz2' in packages");
+    // Many distinct keys out of order are not duplicates.
+    std::string distinct = rec("z-1.0-0.tar.bz2");
+    for (int i = 0; i < 300; ++i) distinct += ", " + rec("p" + std::to_string((i * 7919) % 300) + "-1.0-0.tar.bz2");
+    EXPECT_EQ(verify_text(index_text(distinct)).verdict, Verdict::Valid);
+}
+
+TEST_F(SignedText, A25_duplicate_field_spelt_with_an_escape_inside_one_record) {
+    // Sorted as raw text ("n\\u0061me" < "name"), equal once unescaped.
+    expect_invalid(index_text(R"("a-1.0-0.tar.bz2": {"build": "0", "n\u0061me": "a", "name": "b", "sha256": "x", "size": 5})"),
+                   "duplicate key 'name' in packages/a-1.0-0.tar.bz2");
+    expect_invalid(index_text(R"("a-1.0-0.tar.bz2": {"sha256": "x", "size": 5, "\u0073ha256": "y"})"),
+                   "duplicate key 'sha256' in packages/a-1.0-0.tar.bz2");
+}
+
+TEST_F(SignedText, A25_duplicate_key_in_an_object_nested_in_a_record) {
+    expect_invalid(index_text(R"("a-1.0-0.tar.bz2": {"depends": ["b"], "name": "a", "run_exports": )"
+                              R"({"weak": ["c"], "strong": [], "we\u0061k": []}, "sha256": "x", "size": 5})"),
+                   "duplicate key 'weak' in packages/a-1.0-0.tar.bz2/run_exports");
+    // The same key in sibling objects is not a duplicate.
+    EXPECT_EQ(verify_text(index_text(R"("a-1.0-0.tar.bz2": {"x": {"k": 1}, "y": {"k": 1}, "sha256": "x", "size": 5})"))
+                  .verdict,
+              Verdict::Valid);
+}
+
+// Every value is parsed, not only those the records keep: a document the
+// DOM parser (and conda's json.loads) would refuse is refused.
+TEST_F(SignedText, A25_malformed_json_anywhere_is_invalid) {
+    const std::vector<std::string> bad_values{
+        "tru", "nul", "falsey", "01", "1.", "-", "1e", "2x", R"("\q")", R"("\u12")", "[1 2]", "[1,]",
+        R"({"a" 1})", R"({"a": 1,})", R"({"a": 1 "b": 2})", "{,}", "\"a\x01b\"", "\"\xff\"",
+    };
+    for (const auto& v : bad_values) {
+        SCOPED_TRACE(v);
+        expect_invalid(index_text(rec_a, "", R"("extra": )" + v + ", "), "not valid JSON");
+        expect_invalid(index_text(R"("a-1.0-0.tar.bz2": {"sha256": "x", "size": 5, "license": )" + v + "}"),
+                       "not valid JSON");
+    }
+    const std::string good = index_text(rec_a);
+    for (const std::string& text : {good + "}", good + " x", good + "{}", good.substr(0, good.size() - 1),
+                                    good.substr(0, good.size() - 3)}) {
+        SCOPED_TRACE(text);
+        expect_invalid(text, "not valid JSON");
+    }
+}
+
+TEST_F(SignedText, A12_nesting_up_to_the_cap_only) {
+    Deadline d(10);
+    // The top-level object is one level: 63 more arrays reach the cap of 64.
+    auto nested = [](std::size_t n) { return R"("deep": )" + std::string(n, '[') + std::string(n, ']') + ", "; };
+    EXPECT_EQ(verify_text(index_text(rec_a, "", nested(max_json_depth - 1))).verdict, Verdict::Valid);
+    expect_invalid(index_text(rec_a, "", nested(max_json_depth)), "not valid JSON");
 }
 
 // ---- nothing skipped silently (A1, A11) ----
