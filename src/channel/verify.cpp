@@ -407,7 +407,10 @@ private:
 // Parses the whole index into `data`: any JSON error, a depth past the cap,
 // a repeated key anywhere, or a record of the wrong shape is INVALID.
 void parse_index(IndexData& data, const std::atomic<bool>& cancelled) {
-    check(data.parser.allocate(data.bytes.size(), max_json_depth));
+    // simdjson counts the document itself as a level and asserts (in debug
+    // builds; in release it would index past its arrays) that no iterator
+    // goes as deep as its max_depth: give it room, the walk enforces ours.
+    check(data.parser.allocate(data.bytes.size(), max_json_depth + 2));
     od::document doc;
     check(data.parser.iterate(data.bytes).get(doc));
     // A record takes well over 100 bytes of JSON: reserve once (pages
