@@ -263,6 +263,7 @@ std::uint32_t le(std::string_view s, std::size_t pos, int bytes) {
 // A member as the stream reader met it, in file order.
 struct StreamedMember {
     std::string name;
+    std::int64_t header_offset = 0;  // where the stream reader found its local header
 };
 
 // The streaming zip reader reads local headers front to back, but conda
@@ -270,8 +271,11 @@ struct StreamedMember {
 // A .conda is accepted only when both say the same thing: the end record is
 // intact and points at a central directory that ends where it begins; the
 // directory lists exactly the members read, with the same names in the same
-// order of their local headers; and each entry's local header (read with
-// pread on the same descriptor) carries the name the directory gives it.
+// order of their local headers, at the very offsets where the stream reader
+// found those headers (a directory entry pointing into another member's data
+// would hand conda bytes we never read as a member); and each entry's local
+// header (read with pread on the same descriptor) carries the name the
+// directory gives it.
 void check_zip_directory(int fd, const std::string& tail, std::uint64_t file_size,
                          const std::vector<StreamedMember>& streamed) {
     if (tail.size() < eocd_bytes) throw CorruptPackage("zip end-of-central-directory record is missing or damaged");
@@ -315,6 +319,9 @@ void check_zip_directory(int fd, const std::string& tail, std::uint64_t file_siz
     if (pos != dir.size()) throw CorruptPackage("zip central directory has bytes after its entries");
     std::sort(cd.begin(), cd.end(), [](const auto& a, const auto& b) { return a.local_offset < b.local_offset; });
     for (std::size_t i = 0; i < cd.size(); ++i) {
+        if (cd[i].local_offset != streamed[i].header_offset)
+            throw CorruptPackage(fmt::format("zip central directory puts member {} at offset {}, read at offset {}",
+                                             member_name(cd[i].name), cd[i].local_offset, streamed[i].header_offset));
         if (cd[i].name != streamed[i].name)
             throw CorruptPackage(fmt::format("zip central directory names member {} {}, its local header {}", i + 1,
                                              member_name(cd[i].name), member_name(streamed[i].name)));
@@ -457,7 +464,7 @@ PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLim
             s.budget.member();
             const char* p = archive_entry_pathname(e);
             const std::string raw = p != nullptr ? p : "";
-            members.push_back({raw});
+            members.push_back({raw, archive_read_header_position(a.get())});
             zip_paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, "");
             // conda looks these two up by their exact names.
             if (raw == info_member || raw == pkg_member) {

@@ -438,3 +438,133 @@ TEST(Package, A25_central_directory_must_agree_with_local_headers) {
     write_file(path, good);
     EXPECT_NO_THROW(scan(path));
 }
+
+namespace {
+
+std::uint32_t crc32_of(std::string_view d) {
+    std::uint32_t c = 0xffffffffu;
+    for (unsigned char b : d) {
+        c ^= b;
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+void put_le(std::string& out, std::uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>(v >> (8 * i) & 0xff);
+}
+
+std::uint32_t get_le(const std::string& s, std::size_t pos, int bytes) {
+    std::uint32_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[pos + static_cast<std::size_t>(i)]);
+    return v;
+}
+
+struct ZipMember {
+    std::string name, data;
+};
+
+// A stored local header and its data, sizes and CRC in the header (as
+// Python's zipfile writes a .conda).
+std::string local_entry(const ZipMember& m) {
+    std::string out = "PK\x03\x04";
+    put_le(out, 20, 2);  // version needed
+    put_le(out, 0, 2);   // flags: sizes are in this header
+    put_le(out, 0, 2);   // stored
+    put_le(out, 0, 4);   // time, date
+    put_le(out, crc32_of(m.data), 4);
+    put_le(out, static_cast<std::uint32_t>(m.data.size()), 4);
+    put_le(out, static_cast<std::uint32_t>(m.data.size()), 4);
+    put_le(out, static_cast<std::uint32_t>(m.name.size()), 2);
+    put_le(out, 0, 2);
+    return out + m.name + m.data;
+}
+
+// A stored zip of `members`; `point_at` moves a directory entry to another offset.
+std::string stored_zip(const std::vector<ZipMember>& members, const std::map<std::string, std::uint32_t>& point_at = {}) {
+    std::string out, dir;
+    for (const auto& m : members) {
+        const auto offset = static_cast<std::uint32_t>(out.size());
+        out += local_entry(m);
+        dir += "PK\x01\x02";
+        put_le(dir, 20, 2);
+        put_le(dir, 20, 2);
+        put_le(dir, 0, 2);
+        put_le(dir, 0, 2);
+        put_le(dir, 0, 4);
+        put_le(dir, crc32_of(m.data), 4);
+        put_le(dir, static_cast<std::uint32_t>(m.data.size()), 4);
+        put_le(dir, static_cast<std::uint32_t>(m.data.size()), 4);
+        put_le(dir, static_cast<std::uint32_t>(m.name.size()), 2);
+        put_le(dir, 0, 2);  // extra
+        put_le(dir, 0, 2);  // comment
+        put_le(dir, 0, 2);  // disk
+        put_le(dir, 0, 2);  // internal attributes
+        put_le(dir, 0, 4);  // external attributes
+        auto moved = point_at.find(m.name);
+        put_le(dir, moved != point_at.end() ? moved->second : offset, 4);
+        dir += m.name;
+    }
+    const auto cd_offset = static_cast<std::uint32_t>(out.size());
+    out += dir;
+    out += "PK\x05\x06";
+    put_le(out, 0, 4);
+    put_le(out, static_cast<std::uint32_t>(members.size()), 2);
+    put_le(out, static_cast<std::uint32_t>(members.size()), 2);
+    put_le(out, static_cast<std::uint32_t>(dir.size()), 4);
+    put_le(out, cd_offset, 4);
+    put_le(out, 0, 2);
+    return out;
+}
+
+// The members of a stored zip, through its central directory.
+std::vector<ZipMember> zip_members(const std::string& zip) {
+    std::vector<ZipMember> out;
+    const std::size_t eocd = zip.rfind("PK\x05\x06");
+    std::size_t pos = get_le(zip, eocd + 16, 4);
+    for (std::uint32_t i = 0, n = get_le(zip, eocd + 10, 2); i < n; ++i) {
+        const std::uint32_t size = get_le(zip, pos + 20, 4), name_len = get_le(zip, pos + 28, 2);
+        const std::uint32_t local = get_le(zip, pos + 42, 4);
+        const std::size_t data = local + 30 + get_le(zip, local + 26, 2) + get_le(zip, local + 28, 2);
+        out.push_back({zip.substr(pos + 46, name_len), zip.substr(data, size)});
+        pos += 46 + name_len + get_le(zip, pos + 30, 2) + get_le(zip, pos + 32, 2);
+    }
+    return out;
+}
+
+}  // namespace
+
+// The reviewer's attack: the central directory's entry for the info tar
+// points at a second, complete local header hidden inside another member's
+// data. The stream reader reads the member at its real place; conda's
+// zipfile would read the hidden one. The directory must point exactly where
+// the stream reader found each member.
+TEST(Package, A25_central_directory_pointing_into_member_data) {
+    TempDir t;
+    const auto built = build_package(t.path(), PackageSpec{.name = "zz"});
+    auto members = zip_members(read_file(built));
+    ASSERT_EQ(members.size(), 3u);
+    const stdfs::path path = t / "zz-1.0-0.conda";
+    write_file(path, stored_zip(members));
+    EXPECT_NO_THROW(scan(path)) << "a plain stored zip with sizes in its local headers is a good .conda";
+
+    std::vector<ZipMember> evil;
+    std::size_t info = 0;
+    for (std::size_t i = 0; i < members.size(); ++i)
+        if (members[i].name == "info-zz-1.0-0.tar.zst") info = i;
+    ZipMember carrier{members[info == 0 ? 1 : 0]};
+    const std::uint32_t hidden_at = 30 + static_cast<std::uint32_t>(carrier.name.size() + carrier.data.size());
+    carrier.data += local_entry(members[info]);  // a complete second header, inside the data
+    std::uint32_t hidden = hidden_at;
+    for (const auto& m : members) {
+        if (&m == &members[info == 0 ? 1 : 0]) {
+            evil.push_back(carrier);
+        } else {
+            evil.push_back(m);
+        }
+    }
+    // The carrier must come first for the offset above to hold.
+    ASSERT_EQ(evil.front().name, carrier.name);
+    write_file(path, stored_zip(evil, {{members[info].name, hidden}}));
+    EXPECT_REFUSED(scan(path), "zip central directory puts member 'info-zz-1.0-0.tar.zst' at offset");
+}
