@@ -3,6 +3,7 @@
 #include <lib/archive/handles.hpp>
 #include <lib/openssl/handles.hpp>
 #include <condaguard/sys/fs.hpp>
+#include <condaguard/sys/text.hpp>
 #include <condaguard/sys/json.hpp>
 
 #include <fmt/format.h>
@@ -108,19 +109,7 @@ struct HashingSource {
 
 // A member name as it may appear in a reason: quoted, control characters
 // escaped (a reason is one line), very long names shortened.
-std::string member_name(std::string_view raw) {
-    constexpr std::size_t max_shown = 200;
-    std::string out = "'";
-    for (std::size_t i = 0; i < raw.size() && i < max_shown; ++i) {
-        const auto c = static_cast<unsigned char>(raw[i]);
-        if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'')
-            out += fmt::format("\\x{:02x}", c);
-        else
-            out += static_cast<char>(c);
-    }
-    if (raw.size() > max_shown) out += "...";
-    return out + "'";
-}
+std::string member_name(std::string_view raw) { return quoted(raw); }
 
 // Everything one scan has cost so far, checked against the limits as it
 // grows: members at every level, and bytes as archive_read_data hands them

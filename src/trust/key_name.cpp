@@ -1,5 +1,7 @@
 #include <condaguard/trust/key_name.hpp>
 
+#include <condaguard/sys/text.hpp>
+
 #include <fmt/format.h>
 
 #include <stdexcept>
@@ -17,14 +19,14 @@ std::optional<std::string> KeyName::problem(std::string_view s) {
     if (s.size() > max_length)
         return fmt::format("key name is {} characters long (at most {})", s.size(), max_length);
     if (s.find('/') != s.npos || s.find('\\') != s.npos)
-        return fmt::format("key name '{}' contains a path separator", s);
-    if (s.front() == '.') return fmt::format("key name '{}' starts with a dot", s);
-    if (s.find("..") != s.npos) return fmt::format("key name '{}' contains '..'", s);
+        return fmt::format("key name {} contains a path separator", quoted(s));
+    if (s.front() == '.') return fmt::format("key name {} starts with a dot", quoted(s));
+    if (s.find("..") != s.npos) return fmt::format("key name {} contains '..'", quoted(s));
     if (!is_alnum_or_underscore(s.front()))
-        return fmt::format("key name '{}' must start with a letter, digit or '_'", s);
+        return fmt::format("key name {} must start with a letter, digit or '_'", quoted(s));
     for (char c : s) {
         if (!is_alnum_or_underscore(c) && c != '.' && c != '-')
-            return fmt::format("key name '{}' contains a character outside [A-Za-z0-9._-]", s);
+            return fmt::format("key name {} contains a character outside [A-Za-z0-9._-]", quoted(s));
     }
     return std::nullopt;
 }

@@ -157,3 +157,16 @@ TEST(Base64, StrictDecoding) {
         EXPECT_EQ(base64_decode_strict(base64_encode(v)), v) << n;
     }
 }
+
+// A reason is read back through what(), a C string: a NUL from the file must
+// not cut it short (found in review: "key name 'demo" and nothing more).
+TEST(SigFile, A17_nul_in_key_name_is_shown_not_cutting_the_reason) {
+    try {
+        parse_sig_file(std::string_view("demo\0x AAAA\n", 12), "n.sig");
+        FAIL() << "a NUL in the key name was accepted";
+    } catch (const VerdictError& e) {
+        EXPECT_EQ(e.verdict(), Verdict::BadSigFile);
+        EXPECT_EQ(std::string(e.what()),
+                  "n.sig: key name 'demo\\x00x' contains a character outside [A-Za-z0-9._-]");
+    }
+}
