@@ -53,8 +53,13 @@ KeyStore KeyOptions::store(const Environment& env, const Reporter& out) const {
 }
 
 void one_value_per_option(CLI::App& app) {
-    for (CLI::Option* o : app.get_options())
-        if (!o->get_positional()) o->allow_extra_args(false);
+    for (CLI::Option* o : app.get_options()) {
+        if (o->get_positional()) continue;
+        o->allow_extra_args(false);
+        // A flag takes no value: `--verify=false` is refused, not read as
+        // "sign instead" (found in review).
+        if (o->get_expected_max() == 0) o->disable_flag_override();
+    }
     for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) one_value_per_option(*sub);
 }
 

@@ -346,3 +346,18 @@ TEST_F(CondaSign, A19_control_characters_in_names_are_escaped) {
     EXPECT_EQ(v.out.find('\x1b'), std::string::npos);
     EXPECT_EQ(v.out.rfind((t_ / "x\\nfake.conda  VALID  \\x1b[2K\\x7f\\xff.conda  INVALID  ").string(), 0), 0u) << v.out;
 }
+
+// A flag takes no value: `--verify=false` once switched conda-sign to signing
+// and overwrote every .sig (found in review).
+TEST_F(CondaSign, A19_flags_take_no_value) {
+    Deadline d(60);
+    ASSERT_EQ(cs_keys({"--keygen", "MyKey"}).status, 0);
+    stdfs::path a = file("a-1.0-0.conda", "aaa");
+    ASSERT_EQ(cs_keys({a.string()}).status, 0);
+    const std::string sig = read_file(a.string() + ".sig");
+    for (const char* flag : {"--verify=false", "--verify=0", "--json=1", "--force=no"}) {
+        RunResult r = cs_keys({flag, a.string()});
+        EXPECT_EQ(r.status, 2) << flag << ": " << r.out << r.err;
+        EXPECT_EQ(read_file(a.string() + ".sig"), sig) << flag << " changed the signature";
+    }
+}
