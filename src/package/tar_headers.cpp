@@ -307,10 +307,9 @@ void TarHeaderChecker::parse_pax(std::string_view rec) {
             if (pending_.problem.empty()) pending_.problem = p;
         };
         const std::string k = member_name(key);
-        if (!pending_.keys.emplace(key).second) {
-            problem(fmt::format("pax keyword {} appears twice", k));
-            continue;
-        }
+        // A repeated keyword is refused; the name shown is the last one
+        // given, as Python's tarfile would take it.
+        if (!pending_.keys.emplace(key).second) problem(fmt::format("pax keyword {} appears twice", k));
         if (!allowed_keyword(key)) {
             problem(fmt::format("pax keyword {} is not allowed", k));
             continue;
