@@ -1,5 +1,7 @@
 #include <condaguard/package/archive.hpp>
 
+#include "tar_headers.hpp"
+
 #include <lib/archive/handles.hpp>
 #include <lib/openssl/handles.hpp>
 #include <condaguard/sys/fs.hpp>
@@ -107,9 +109,7 @@ struct HashingSource {
     }
 };
 
-// A member name as it may appear in a reason: quoted, control characters
-// escaped (a reason is one line), very long names shortened.
-std::string member_name(std::string_view raw) { return quoted(raw); }
+using detail::member_name;
 
 // Everything one scan has cost so far, checked against the limits as it
 // grows: members at every level, and bytes as archive_read_data hands them
@@ -174,6 +174,43 @@ struct EntrySource {
     }
 };
 
+// The decompressed bytes of one tar, taken block by block from a raw-format
+// reader and handed on to the tar reader; every byte passes the header
+// checker first, so libarchive never parses a header the checker has not
+// accepted.
+struct TarTee {
+    archive* raw;
+    detail::TarHeaderChecker checker;
+    std::exception_ptr* pending;  // where a refusal waits for Scan::fail
+    la_int64_t next_offset = 0;
+
+    static la_ssize_t callback(archive* a, void* self, const void** out) {
+        auto* s = static_cast<TarTee*>(self);
+        try {
+            const void* buf = nullptr;
+            std::size_t size = 0;
+            la_int64_t offset = 0;
+            do {
+                const int rc = archive_read_data_block(s->raw, &buf, &size, &offset);
+                if (rc == ARCHIVE_EOF) return 0;
+                if (rc != ARCHIVE_OK) {
+                    archive_set_error(a, archive_errno(s->raw), "%s", la::error_of(s->raw).c_str());
+                    return -1;
+                }
+            } while (size == 0);
+            if (offset != s->next_offset) throw CorruptPackage("decompressed tar stream has a gap");
+            s->next_offset += static_cast<la_int64_t>(size);
+            s->checker.feed(static_cast<const unsigned char*>(buf), size);
+            *out = buf;
+            return static_cast<la_ssize_t>(size);
+        } catch (...) {  // never through libarchive's C frames
+            *s->pending = std::current_exception();
+            archive_set_error(a, EIO, "internal error");
+            return -1;
+        }
+    }
+};
+
 // The state of one scan: the bytes' source (whose callbacks may have
 // stashed an exception) and the budget.
 struct Scan {
@@ -187,6 +224,11 @@ struct Scan {
         throw CorruptPackage(where + la::error_of(a));
     }
 };
+
+std::string_view without_trailing_slashes(std::string_view s) {
+    while (s.ends_with('/')) s.remove_suffix(1);
+    return s;
+}
 
 // The path a member would be extracted to: leading "./", repeated '/' and
 // "." segments dropped, no trailing '/'. Absolute paths and ".." segments
@@ -363,7 +405,10 @@ std::string read_entry_capped(archive* a, Scan& s, const std::string& where) {
 // Walks a tar stream to its end, every member's data read (so compression
 // checksums are verified), returning info/index.json when present. `where`
 // prefixes reasons ("" or "info-NAME.tar.zst: ").
-std::optional<nlohmann::json> walk_tar(archive* a, Scan& s, MemberPaths& paths, const std::string& where) {
+// `headers` has checked the stream's headers; libarchive must report the
+// very members it queued.
+std::optional<nlohmann::json> walk_tar(archive* a, Scan& s, detail::TarHeaderChecker& headers, MemberPaths& paths,
+                                       const std::string& where) {
     std::optional<nlohmann::json> index;
     archive_entry* e = nullptr;
     for (;;) {
@@ -374,6 +419,10 @@ std::optional<nlohmann::json> walk_tar(archive* a, Scan& s, MemberPaths& paths, 
         s.budget.member();
         const char* p = archive_entry_pathname(e);
         const std::string raw = p != nullptr ? p : "";
+        const auto checked = headers.next_member();
+        if (!checked || without_trailing_slashes(checked->name) != without_trailing_slashes(raw) ||
+            !archive_entry_size_is_set(e) || static_cast<std::uint64_t>(archive_entry_size(e)) != checked->size)
+            throw CorruptPackage(fmt::format("{}tar readers disagree about member {}", where, member_name(raw)));
         const std::string path = paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, where);
         if (path == "info/index.json" && archive_entry_filetype(e) == AE_IFREG) {
             const std::string text = read_entry_capped(a, s, where);
@@ -408,15 +457,37 @@ void open_from(archive* a, Scan& s, void* self, archive_read_callback* cb, const
     if (archive_read_open(a, self, nullptr, cb, nullptr) != ARCHIVE_OK) s.fail(a, where);
 }
 
+using AddFilter = int (*)(archive*);
+
+// Walks a compressed tar read through `cb`: decompressed once by a
+// raw-format reader, its bytes pass the header checker on their way to the
+// tar reader (TarTee).
+std::optional<nlohmann::json> walk_checked_tar(Scan& s, void* src, archive_read_callback* cb, AddFilter filter,
+                                               MemberPaths& paths, const std::string& where) {
+    la::Reader raw = new_reader();
+    if (filter(raw.get()) != ARCHIVE_OK || archive_read_support_format_raw(raw.get()) != ARCHIVE_OK)
+        throw std::runtime_error("libarchive: " + la::error_of(raw.get()));
+    open_from(raw.get(), s, src, cb, where);
+    archive_entry* e = nullptr;
+    const int rc = archive_read_next_header(raw.get(), &e);
+    if (rc == ARCHIVE_EOF) throw CorruptPackage(where + "tar stream is empty");
+    if (rc != ARCHIVE_OK) s.fail(raw.get(), where);
+    TarTee tee{.raw = raw.get(), .checker = detail::TarHeaderChecker(where), .pending = &s.src.pending};
+    la::Reader tar = new_reader();
+    if (archive_read_support_format_tar(tar.get()) != ARCHIVE_OK)
+        throw std::runtime_error("libarchive: " + la::error_of(tar.get()));
+    open_from(tar.get(), s, &tee, &TarTee::callback, where);
+    auto index = walk_tar(tar.get(), s, tee.checker, paths, where);
+    if (s.src.pending) std::rethrow_exception(s.src.pending);
+    tee.checker.finish();
+    return index;
+}
+
 // Walks the tar in the current member of the outer zip `a` (zstd-compressed).
 std::optional<nlohmann::json> walk_inner_tar(archive* a, Scan& s, MemberPaths& paths, const std::string& member) {
     EntrySource inner_src{a, &s.budget};
-    la::Reader inner = new_reader();
-    archive_read_support_filter_zstd(inner.get());
-    archive_read_support_format_tar(inner.get());
     const std::string where = member + ": ";
-    open_from(inner.get(), s, &inner_src, &EntrySource::callback, where);
-    auto index = walk_tar(inner.get(), s, paths, where);
+    auto index = walk_checked_tar(s, &inner_src, &EntrySource::callback, archive_read_support_filter_zstd, paths, where);
     discard_data(a, s, where);  // the rest of the member, to its CRC
     return index;
 }
@@ -425,17 +496,15 @@ PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLim
     Scan s{.src = src, .budget = Budget(limits, src, file_size)};
     PackageScan out;
     std::optional<std::vector<StreamedMember>> zip_members;  // set for .conda: checked against its central directory
-    la::Reader a = new_reader();
     if (name.format == PackageFormat::TarBz2) {
-        archive_read_support_filter_bzip2(a.get());
-        archive_read_support_format_tar(a.get());
-        open_from(a.get(), s, &src, &HashingSource::callback, "");
         MemberPaths paths;
-        out.index_json = walk_tar(a.get(), s, paths, "");
+        out.index_json =
+            walk_checked_tar(s, &src, &HashingSource::callback, archive_read_support_filter_bzip2, paths, "");
     } else {
         // The outer zip is read as a stream (no seeking): every member is read
         // through, so CRC-32s are checked and every byte is hashed once. Both
         // inner tars extract into one tree, so they share one set of paths.
+        la::Reader a = new_reader();
         archive_read_support_format_zip_streamable(a.get());
         src.tail_cap = eocd_bytes + max_zip_comment + max_central_directory;
         open_from(a.get(), s, &src, &HashingSource::callback, "");

@@ -532,6 +532,21 @@ std::vector<ZipMember> zip_members(const std::string& zip) {
     return out;
 }
 
+std::string index_text(const std::string& name, const std::vector<std::string>& depends = {}) {
+    return nlohmann::json{{"name", name}, {"version", "1.0"}, {"build", "0"}, {"build_number", 0},
+                          {"depends", depends}, {"subdir", "noarch"}}
+        .dump();
+}
+
+// A .tar.bz2 whose one tar is `members` then the end, and a .conda whose
+// info tar (when `in_info`) or pkg tar is, beside a plain other tar.
+std::vector<stdfs::path> raw_packages(const stdfs::path& dir, const std::string& stem, const std::string& members) {
+    const std::string info = tar_member("info/index.json", index_text(stem.substr(0, stem.find('-'))));
+    return {build_raw_package(dir / "bz2", stem, PackageFormat::TarBz2, info + members + tar_end()),
+            build_raw_package(dir / "info", stem, PackageFormat::Conda, info + members + tar_end()),
+            build_raw_package(dir / "pkg", stem, PackageFormat::Conda, info + tar_end(), members + tar_end())};
+}
+
 }  // namespace
 
 // The reviewer's attack: the central directory's entry for the info tar
@@ -567,4 +582,159 @@ TEST(Package, A25_central_directory_pointing_into_member_data) {
     ASSERT_EQ(evil.front().name, carrier.name);
     write_file(path, stored_zip(evil, {{members[info].name, hidden}}));
     EXPECT_REFUSED(scan(path), "zip central directory puts member 'info-zz-1.0-0.tar.zst' at offset");
+}
+
+// A25 (the reviewer's repro): pax GNU.sparse.name beside path. libarchive
+// lets GNU.sparse.name win, Python's tarfile (conda) applies the records in
+// order, so the later path wins: two readers, two member names, a second
+// info/index.json or bin/ file that only conda would see. Refused in a
+// .tar.bz2 and in both tars of a .conda.
+TEST(Package, A25_pax_gnu_sparse_name_beside_path) {
+    Deadline d(10);
+    TempDir t;
+    const std::string evil = index_text("bar", {"evil-dependency"});
+    const std::string members =
+        tar_member("info/files", "bin/bar\n") + tar_member("bin/bar", "#!/bin/sh\necho benign\n") +
+        pax_header({{"GNU.sparse.name", "info/zz"}, {"path", "info/index.json"}}) + tar_member("info/zz", evil);
+    const auto paths = raw_packages(t.path(), "bar-1.0-0", members);
+    EXPECT_REFUSED(scan(paths[0]), "member 'info/index.json': pax keyword 'GNU.sparse.name' is not allowed");
+    EXPECT_REFUSED(scan(paths[1]),
+                   "info-bar-1.0-0.tar.zst: member 'info/index.json': pax keyword 'GNU.sparse.name' is not allowed");
+    EXPECT_REFUSED(scan(paths[2]),
+                   "pkg-bar-1.0-0.tar.zst: member 'info/index.json': pax keyword 'GNU.sparse.name' is not allowed");
+    // In the payload: a second bin/bar.
+    const auto pkg = raw_packages(t.path() / "b", "bar-1.0-0",
+                                  tar_member("bin/bar", "benign") + pax_header({{"GNU.sparse.name", "zz"}, {"path", "bin/bar"}}) +
+                                      tar_member("zz", "EVIL"));
+    for (const auto& p : pkg) EXPECT_REFUSED(scan(p), "member 'bin/bar': pax keyword 'GNU.sparse.name' is not allowed");
+    // The same archives without the second name are read as before.
+    for (const auto& p : raw_packages(t.path() / "ok", "bar-1.0-0",
+                                      tar_member("info/files", "bin/bar\n") + tar_member("bin/bar", "benign") +
+                                          pax_header({{"path", "info/zz"}}) + tar_member("info/zz", evil))) {
+        const PackageScan s = scan(p);
+        ASSERT_TRUE(s.index_json);
+        EXPECT_EQ((*s.index_json)["depends"], nlohmann::json::array());
+    }
+}
+
+// A25: a keyword given twice in one pax header (which one wins is up to
+// the reader), and any keyword outside the small set both readers apply
+// the same way.
+TEST(Package, A25_pax_duplicate_and_unknown_keywords) {
+    Deadline d(10);
+    TempDir t;
+    int n = 0;
+    for (auto [records, why] : std::vector<std::pair<std::vector<std::pair<std::string, std::string>>, std::string>>{
+             {{{"path", "bin/a"}, {"path", "bin/b"}}, "member 'bin/b': pax keyword 'path' appears twice"},
+             {{{"size", "4"}, {"size", "4"}}, "member 'bin/x': pax keyword 'size' appears twice"},
+             {{{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"}}, "pax keyword 'GNU.sparse.major' is not allowed"},
+             {{{"hdrcharset", "BINARY"}, {"path", "bin/c"}}, "member 'bin/c': pax keyword 'hdrcharset' is not allowed"},
+             {{{"SCHILY.filetype", "directory"}}, "pax keyword 'SCHILY.filetype' is not allowed"},
+             {{{"path", std::string("bin/a\0b", 7)}}, "pax keyword 'path' has a NUL byte"},
+             {{{"size", "0x4"}}, "pax keyword 'size' is not a number"},
+         }) {
+        for (const auto& p : raw_packages(t.path() / std::to_string(n++), "dup-1.0-0",
+                                          pax_header(records) + tar_member("bin/x", "data")))
+            EXPECT_REFUSED(scan(p), why) << p;
+    }
+    // Extended attributes and times are fine.
+    for (const auto& p : raw_packages(t.path() / "ok", "dup-1.0-0",
+                                      pax_header({{"mtime", "1700000000.5"},
+                                                  {"SCHILY.xattr.user.x", "1"},
+                                                  {"uid", "0"},
+                                                  {"path", "bin/long"}}) +
+                                          tar_member("bin/x", "data")))
+        EXPECT_NO_THROW(scan(p));
+}
+
+// A25: a global pax header applies to every later member in Python's
+// tarfile; libarchive applies only some of it.
+TEST(Package, A25_pax_global_header) {
+    Deadline d(10);
+    TempDir t;
+    for (const auto& p : raw_packages(t.path(), "glob-1.0-0",
+                                      pax_header({{"path", "info/index.json"}}, 'g') + tar_member("bin/x", "data")))
+        EXPECT_REFUSED(scan(p), "is a pax global header (type 'g'), which is not allowed");
+}
+
+// A25: a GNU long name and a pax path for one member (which wins depends on
+// their order in Python's tarfile); two long names or two pax headers.
+TEST(Package, A25_gnu_long_name_beside_pax_path) {
+    Deadline d(10);
+    TempDir t;
+    int n = 0;
+    for (auto [members, why] : std::vector<std::pair<std::string, std::string>>{
+             {gnu_long("bin/evil") + pax_header({{"path", "bin/x"}}) + tar_member("bin/y", "data"),
+              "member 'bin/x' has both a GNU long name and a pax path"},
+             {pax_header({{"path", "bin/x"}}) + gnu_long("bin/evil") + tar_member("bin/y", "data"),
+              "member 'bin/x' has both a GNU long name and a pax path"},
+             {gnu_long("bin/evil", 'K') + pax_header({{"linkpath", "bin/x"}}) +
+                  tar_member("bin/y", "", '2', {.link = "bin/z"}),
+              "member 'bin/y' has both a GNU long link and a pax linkpath"},
+             {gnu_long("bin/a") + gnu_long("bin/b") + tar_member("bin/y", "data"), "is a second 'L' header"},
+             {pax_header({{"path", "bin/a"}}) + pax_header({{"path", "bin/b"}}) + tar_member("bin/y", "data"),
+              "is a second 'x' header"},
+         }) {
+        for (const auto& p : raw_packages(t.path() / std::to_string(n++), "gnu-1.0-0", members))
+            EXPECT_REFUSED(scan(p), why) << p;
+    }
+    // A GNU long name alone is fine.
+    const std::string long_name = "lib/" + std::string(150, 'n');
+    for (const auto& p : raw_packages(t.path() / "ok", "gnu-1.0-0",
+                                      gnu_long(long_name) + tar_member("lib/short", "data", '0', {.gnu_magic = true})))
+        EXPECT_NO_THROW(scan(p));
+}
+
+// A25: headers the two readers parse differently in other ways: numbers
+// Python's tarfile cannot read (it takes them as the end of the archive),
+// a ustar prefix in a non-ustar header (Python reads it, libarchive does
+// not), member types other than files, links and directories, data on a
+// link, bytes in an extension's padding, malformed pax records.
+TEST(Package, A25_tar_headers_read_one_way) {
+    Deadline d(10);
+    TempDir t;
+    const std::string pax_body = pax_record("path", "bin/x");
+    std::string padding_data = pax_header({{"path", "bin/x"}});
+    padding_data[512 + pax_body.size() + 3] = '1';
+    std::string bad_len = pax_header({{"path", "bin/x"}});
+    bad_len[512] = '9';
+    int n = 0;
+    for (auto [members, why] : std::vector<std::pair<std::string, std::string>>{
+             {tar_member("bin/x", "data", '0', {.raw = {{100, "07_44"}}}), "has a malformed mode field"},
+             {tar_member("bin/x", "data", '0', {.raw = {{136, "+1500000000"}}}), "has a malformed mtime field"},
+             {tar_member("bin/x", "data", '0', {.prefix = "evil", .gnu_magic = true}),
+              "has a ustar prefix but is not a ustar header"},
+             {tar_member("bin/x", "data", 'X'), "member 'bin/x' has type 'X', which is not allowed"},
+             {tar_member("bin/x", "data", 'S'), "member 'bin/x' has type 'S', which is not allowed"},
+             {tar_member("bin/x", "data", '2', {.link = "bin/y"}), "member 'bin/x' of type '2' has 4 bytes of data"},
+             {tar_member("bin/x/", "data", '0'), "member 'bin/x/' is a file but its name ends with '/'"},
+             {padding_data + tar_member("bin/y", "data"), "has data in its padding"},
+             {bad_len + tar_member("bin/y", "data"), "has a malformed record at byte 0"},
+             {pax_header({{"path", "bin/x"}}), "ends the archive right after an extension header"},
+         }) {
+        for (const auto& p : raw_packages(t.path() / std::to_string(n++), "odd-1.0-0", members))
+            EXPECT_REFUSED(scan(p), why) << p << " " << why;
+    }
+    // A bad checksum is refused too (libarchive already did).
+    std::string bad_sum = tar_member("bin/x", "data");
+    bad_sum[0] = 'c';
+    for (const auto& p : raw_packages(t.path() / "sum", "odd-1.0-0", bad_sum)) EXPECT_REFUSED(scan(p), "bad checksum");
+}
+
+// Legitimate long paths: libarchive's pax writer (build_package), a
+// Python-tarfile-style pax header written by hand, ustar prefixes.
+TEST(Package, A25_legitimate_long_paths_still_accepted) {
+    Deadline d(10);
+    TempDir t;
+    const std::string long_path = "lib/" + std::string(120, 'd') + "/" + std::string(150, 'f');
+    for (auto fmt : {PackageFormat::Conda, PackageFormat::TarBz2}) {
+        const auto path = build_package(t.path(), PackageSpec{.format = fmt, .files = {{long_path, "x"}}});
+        EXPECT_NO_THROW(scan(path));
+    }
+    const std::string members =
+        pax_header({{"path", long_path}}) + tar_member(long_path.substr(0, 100), "x") +
+        pax_header({{"linkpath", long_path}, {"path", "lib/link"}}) + tar_member("lib/link", "", '2', {.link = "x"}) +
+        tar_member(std::string(90, 'n'), "y", '0', {.prefix = "lib/" + std::string(100, 'p')}) +
+        tar_member("lib/dir/", "", '5');
+    for (const auto& p : raw_packages(t.path() / "raw", "long-1.0-0", members)) EXPECT_NO_THROW(scan(p)) << p;
 }

@@ -58,28 +58,6 @@ std::string bzip2_bytes(const std::string& data) {
     return out;
 }
 
-// A ustar header block for a regular file `path` of `size` bytes.
-std::string ustar_header(const std::string& path, std::uint64_t size) {
-    std::string h(512, '\0');
-    auto put = [&](std::size_t off, const std::string& s) { std::memcpy(h.data() + off, s.data(), s.size()); };
-    put(0, path);
-    put(100, "0000644");
-    put(108, "0000000");
-    put(116, "0000000");
-    char num[16];
-    std::snprintf(num, sizeof num, "%011llo", static_cast<unsigned long long>(size));
-    put(124, num);
-    put(136, "15000000000");
-    h[156] = '0';
-    put(257, std::string("ustar\0" "00", 8));
-    std::memset(h.data() + 148, ' ', 8);
-    unsigned sum = 0;
-    for (unsigned char c : h) sum += c;
-    std::snprintf(num, sizeof num, "%06o", sum);
-    put(148, std::string(num, 7));  // six digits and a NUL, then the space already there
-    return h;
-}
-
 }  // namespace
 
 std::string tar_bytes(const RawMembers& members, Compression compression) {
@@ -113,9 +91,93 @@ std::string bzip2_bomb_tar(std::uint64_t unpacked_mib) {
     if (unpacked_mib == 0) throw std::invalid_argument("bzip2_bomb_tar: at least 1 MiB");
     // The header, then unpacked_mib MiB of zeros: the member's data and, in
     // its last 1024 bytes, the two zero blocks that end a tar.
-    std::string out = bzip2_bytes(ustar_header("bomb", unpacked_mib * mib - 1024));
+    std::string out = bzip2_bytes(tar_header("bomb", '0', unpacked_mib * mib - 1024));
     const std::string zeros_stream = bzip2_bytes(std::string(mib, '\0'));
     for (std::uint64_t i = 0; i < unpacked_mib; ++i) out += zeros_stream;
+    return out;
+}
+
+std::string tar_header(const std::string& name, char type, std::uint64_t size, const TarHeaderExtras& extras) {
+    std::string h(512, '\0');
+    auto put = [&](std::size_t off, const std::string& s) { std::memcpy(h.data() + off, s.data(), s.size()); };
+    put(0, name.substr(0, 100));
+    put(100, "0000644");
+    put(108, "0000000");
+    put(116, "0000000");
+    char num[16];
+    std::snprintf(num, sizeof num, "%011llo", static_cast<unsigned long long>(size));
+    put(124, num);
+    put(136, "15000000000");
+    h[156] = type;
+    put(157, extras.link.substr(0, 100));
+    put(257, extras.gnu_magic ? std::string("ustar  \0", 8) : std::string("ustar\0" "00", 8));
+    put(345, extras.prefix.substr(0, 155));
+    for (const auto& [off, bytes] : extras.raw) put(off, bytes);
+    std::memset(h.data() + 148, ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    std::snprintf(num, sizeof num, "%06o", sum);
+    put(148, std::string(num, 7));  // six digits and a NUL, then the space already there
+    return h;
+}
+
+namespace {
+
+std::string padded(std::string data) {
+    data.resize((data.size() + 511) / 512 * 512, '\0');
+    return data;
+}
+
+}  // namespace
+
+std::string tar_member(const std::string& name, const std::string& data, char type, const TarHeaderExtras& extras) {
+    return tar_header(name, type, data.size(), extras) + padded(data);
+}
+
+std::string pax_record(const std::string& key, const std::string& value) {
+    const std::string body = " " + key + "=" + value + "\n";
+    std::size_t len = body.size() + 1;
+    while (std::to_string(len).size() + body.size() != len) ++len;
+    return std::to_string(len) + body;
+}
+
+std::string pax_header(const std::vector<std::pair<std::string, std::string>>& records, char type) {
+    std::string data;
+    for (const auto& [k, v] : records) data += pax_record(k, v);
+    return tar_member("././@PaxHeader", data, type);
+}
+
+std::string gnu_long(const std::string& name, char type) { return tar_member("././@LongLink", name + '\0', type); }
+
+std::string tar_end() { return std::string(1024, '\0'); }
+
+std::string compress(const std::string& data, Compression compression) {
+    if (compression == Compression::None) return data;
+    std::string out;
+    la::Writer a = new_writer();
+    ok(a.get(), archive_write_set_format_raw(a.get()), "raw");
+    ok(a.get(), archive_write_add_filter(a.get(), compression == Compression::Bzip2 ? ARCHIVE_FILTER_BZIP2
+                                                                                      : ARCHIVE_FILTER_ZSTD),
+       "filter");
+    open_to_string(a.get(), out);
+    add_member(a.get(), "data", data);
+    ok(a.get(), archive_write_close(a.get()), "close");
+    return out;
+}
+
+std::filesystem::path build_raw_package(const std::filesystem::path& dir, const std::string& stem,
+                                        PackageFormat format, const std::string& info_tar,
+                                        const std::string& pkg_tar) {
+    std::filesystem::create_directories(dir);
+    if (format == PackageFormat::TarBz2) {
+        const auto out = dir / (stem + ".tar.bz2");
+        write_file(out, compress(info_tar, Compression::Bzip2));
+        return out;
+    }
+    const auto out = dir / (stem + ".conda");
+    write_file(out, zip_bytes({{"metadata.json", "{\"conda_pkg_format_version\": 2}"},
+                               {"pkg-" + stem + ".tar.zst", compress(pkg_tar, Compression::Zstd)},
+                               {"info-" + stem + ".tar.zst", compress(info_tar, Compression::Zstd)}}));
     return out;
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace condaguard::test {
@@ -54,6 +55,36 @@ enum class Compression { None, Bzip2, Zstd };
 std::string tar_bytes(const RawMembers& members, Compression compression);
 // A zip of exactly `members` (stored, as .conda files are).
 std::string zip_bytes(const RawMembers& members);
+
+// Raw tar bytes, for headers no tar writer would produce. Fields of
+// tar_header beyond name, type and size, all optional.
+struct TarHeaderExtras {
+    std::string link;        // linkname field
+    std::string prefix;      // ustar prefix field (offset 345)
+    bool gnu_magic = false;  // "ustar  \0" (GNU) instead of "ustar\000" (POSIX)
+    std::vector<std::pair<std::size_t, std::string>> raw;  // bytes written at offsets before the checksum
+};
+// One 512-byte header block, its checksum filled in.
+std::string tar_header(const std::string& name, char type, std::uint64_t size, const TarHeaderExtras& extras = {});
+// A header and `data`, padded to whole blocks.
+std::string tar_member(const std::string& name, const std::string& data, char type = '0',
+                       const TarHeaderExtras& extras = {});
+// One pax record, "LEN KEY=VALUE\n".
+std::string pax_record(const std::string& key, const std::string& value);
+// A pax extended header (type 'x', or 'g' for a global one) of `records`, in order.
+std::string pax_header(const std::vector<std::pair<std::string, std::string>>& records, char type = 'x');
+// A GNU long name ('L') or long link ('K') record for the member after it.
+std::string gnu_long(const std::string& name, char type = 'L');
+// The two zero blocks that end a tar.
+std::string tar_end();
+// `data` compressed as one stream.
+std::string compress(const std::string& data, Compression compression);
+// A package made of raw (uncompressed) tars: a .conda gets `info_tar` and
+// `pkg_tar` as its info-STEM.tar.zst and pkg-STEM.tar.zst; a .tar.bz2 is
+// `info_tar` alone, bzip2-compressed (`pkg_tar` unused).
+std::filesystem::path build_raw_package(const std::filesystem::path& dir, const std::string& stem,
+                                        PackageFormat format, const std::string& info_tar,
+                                        const std::string& pkg_tar = tar_end());
 
 // A .tar.bz2 decompression bomb: one member of `unpacked_mib` MiB of zeros,
 // made of concatenated bzip2 streams, so it is tiny and quick to build
