@@ -3,6 +3,7 @@
 #include "tar_headers.hpp"
 
 #include <lib/archive/handles.hpp>
+#include <lib/libc/locale.hpp>
 #include <lib/openssl/handles.hpp>
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/text.hpp>
@@ -493,6 +494,11 @@ std::optional<nlohmann::json> walk_inner_tar(archive* a, Scan& s, MemberPaths& p
 }
 
 PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLimits& limits, std::uint64_t file_size) {
+    // libarchive converts member names to the thread's locale charset; in the
+    // C locale a UTF-8 name (pax paths are UTF-8, and so are conda's) cannot
+    // be converted and the member would be refused. Read names as UTF-8, for
+    // this thread only.
+    const libc::ThreadCtype utf8("C.UTF-8");
     Scan s{.src = src, .budget = Budget(limits, src, file_size)};
     PackageScan out;
     std::optional<std::vector<StreamedMember>> zip_members;  // set for .conda: checked against its central directory

@@ -738,3 +738,13 @@ TEST(Package, A25_legitimate_long_paths_still_accepted) {
         tar_member("lib/dir/", "", '5');
     for (const auto& p : raw_packages(t.path() / "raw", "long-1.0-0", members)) EXPECT_NO_THROW(scan(p)) << p;
 }
+
+// Member names are UTF-8 (pax paths always are): a package with a non-ASCII
+// file name is read, whatever the process locale (the C locale of a test or
+// a service made libarchive refuse the name).
+TEST(Package, NonAsciiMemberNamesAreRead) {
+    TempDir t;
+    const std::string name = "share/donn\xc3\xa9" "es-\xe6\x97\xa5\xe6\x9c\xac.txt";
+    const std::string members = pax_header({{"path", name}}) + tar_member("share/donnees.txt", "x");
+    for (const auto& p : raw_packages(t.path() / "raw", "utf-1.0-0", members)) EXPECT_NO_THROW(scan(p)) << p;
+}
