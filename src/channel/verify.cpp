@@ -585,7 +585,7 @@ VerifiedIndex verify_index_at(int dirfd, const stdfs::path& dir, const std::stri
         if (fs::kind_at(dirfd, repodata_sig_name) == fs::FileKind::Missing)
             throw unsigned_index(location, subdir, state, policy);
         const ReadIndex read = read_hash_parse(f, *data);
-        r = verifier.verify_digest(read.digest, sig_path, path.string());
+        r = verifier.verify_digest_at(read.digest, dirfd, repodata_sig_name, sig_path, path.string());
         if (r.verdict != Verdict::Valid) return;
         // The bytes are authentic: only now is what was parsed looked at.
         if (read.parse_failure) std::rethrow_exception(read.parse_failure);
@@ -661,7 +661,12 @@ Result unusable_subdir(const stdfs::path& channel, const std::string& name, fs::
     return r;
 }
 
-Result check_package(const stdfs::path& dir, const std::string& subdir, const IndexRecord& rec, Verifier& verifier) {
+// One record of a verified index against the file it names in DIR, open as
+// `dirfd` (the descriptor the index was read through): the package and its
+// .sig are opened inside it (openat, O_NOFOLLOW), so a subdir replaced by a
+// link after its index was checked is never followed.
+Result check_package(int dirfd, const stdfs::path& dir, const std::string& subdir, const IndexRecord& rec,
+                     Verifier& verifier) {
     const std::string fn(rec.fn);
     const stdfs::path path = dir / fn;
     Result r{.path = path.string()};
@@ -677,7 +682,7 @@ Result check_package(const stdfs::path& dir, const std::string& subdir, const In
         if (!trusted) throw invalid("record's sha256 or md5 is not a hex digest");
         fs::OpenedFile f;
         try {
-            f = fs::open_untrusted(path);
+            f = fs::open_untrusted_at(dirfd, fn, path);
         } catch (const fs::NotRegularFile& e) {
             if (e.kind() != fs::FileKind::Missing) throw;
             throw VerdictError(Verdict::Error, "listed in the signed index but missing");
@@ -688,7 +693,7 @@ Result check_package(const stdfs::path& dir, const std::string& subdir, const In
         if (auto why = identity_mismatch(*scan.index_json, *name, subdir)) throw invalid(*why);
         stdfs::path sig = path;
         sig += ".sig";
-        r = verifier.verify_digest(scan.sha256, sig, path.string());
+        r = verifier.verify_digest_at(scan.sha256, dirfd, fn + ".sig", sig, path.string());
     });
     return r;
 }
@@ -724,7 +729,7 @@ ChannelReport verify_channel(const stdfs::path& channel, Verifier& verifier, Sta
         std::sort(recs.begin(), recs.end(), [](const auto& a, const auto& b) { return a.fn < b.fn; });
         std::vector<Result> pkg(recs.size());
         parallel_for(recs.size(), policy.jobs,
-                     [&](std::size_t i) { pkg[i] = check_package(channel / s, s, recs[i], verifier); });
+                     [&](std::size_t i) { pkg[i] = check_package(d.fd.get(), channel / s, s, recs[i], verifier); });
         found.packages = std::move(pkg);
     }
     return report;

@@ -84,11 +84,14 @@ SigFile parse_sig_file(std::string_view text, const std::string& origin) {
     return SigFile{KeyName(std::string(tokens[0])), std::move(*sig)};
 }
 
-SigFile read_sig_file(const std::filesystem::path& path) {
-    const std::string origin = path.string();
+namespace {
+
+// Reads and parses a .sig file that `open` opens (open_untrusted or open_untrusted_at).
+template <class Open>
+SigFile read_sig(const std::string& origin, Open open) {
     fs::OpenedFile f;
     try {
-        f = fs::open_untrusted(path);
+        f = open();
     } catch (const fs::NotRegularFile& e) {
         if (e.kind() == fs::FileKind::Missing) throw VerdictError(Verdict::MissingSig, origin + ": no signature file");
         throw VerdictError(Verdict::BadSigFile, origin + ": signature file " + e.what());
@@ -98,6 +101,16 @@ SigFile read_sig_file(const std::filesystem::path& path) {
         throw VerdictError(Verdict::BadSigFile,
                            fmt::format("{}: signature file is larger than {} bytes", origin, max_sig_file_bytes));
     return parse_sig_file(r.data, origin);
+}
+
+}  // namespace
+
+SigFile read_sig_file(const std::filesystem::path& path) {
+    return read_sig(path.string(), [&] { return fs::open_untrusted(path); });
+}
+
+SigFile read_sig_file_at(int dirfd, const std::string& name, const std::filesystem::path& display) {
+    return read_sig(display.string(), [&] { return fs::open_untrusted_at(dirfd, name, display); });
 }
 
 std::string format_sig_file(const KeyName& key, std::span<const unsigned char> signature) {

@@ -36,12 +36,11 @@ const PublicKey& Verifier::key(const KeyName& name) {
     return std::get<PublicKey>(it->second);
 }
 
-std::pair<SigFile, const PublicKey*> Verifier::load_sig(const std::filesystem::path& sig_path, Result& r) {
-    SigFile sig = read_sig_file(sig_path);
+const PublicKey& Verifier::key_for(const SigFile& sig, Result& r) {
     r.key = sig.key.str();
     const PublicKey& pub = key(sig.key);
     r.fingerprint = pub.fingerprint();
-    return {std::move(sig), &pub};
+    return pub;
 }
 
 void Verifier::judge(const Sha256Digest& digest, const SigFile& sig, const PublicKey& pub, Result& r) const {
@@ -69,8 +68,9 @@ Result Verifier::verify_stream(int fd, const std::filesystem::path& sig_path, co
     guarded(r, [&] {
         // Cheap checks first: the signature file and the key it names. The
         // file's bytes are then read exactly once and checked on that digest.
-        auto [sig, pub] = load_sig(sig_path, r);
-        judge(hash_fd(fd).sha256, sig, *pub, r);
+        const SigFile sig = read_sig_file(sig_path);
+        const PublicKey& pub = key_for(sig, r);
+        judge(hash_fd(fd).sha256, sig, pub, r);
     });
     return r;
 }
@@ -80,8 +80,19 @@ Result Verifier::verify_digest(const Sha256Digest& digest, const std::filesystem
     Result r;
     r.path = display;
     guarded(r, [&] {
-        auto [sig, pub] = load_sig(sig_path, r);
-        judge(digest, sig, *pub, r);
+        const SigFile sig = read_sig_file(sig_path);
+        judge(digest, sig, key_for(sig, r), r);
+    });
+    return r;
+}
+
+Result Verifier::verify_digest_at(const Sha256Digest& digest, int dirfd, const std::string& sig_name,
+                                  const std::filesystem::path& sig_display, const std::string& display) {
+    Result r;
+    r.path = display;
+    guarded(r, [&] {
+        const SigFile sig = read_sig_file_at(dirfd, sig_name, sig_display);
+        judge(digest, sig, key_for(sig, r), r);
     });
     return r;
 }

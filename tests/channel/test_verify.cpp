@@ -2,6 +2,7 @@
 // (a byte, a field, the key, the clock, the state) and expects one verdict.
 #include <condaguard/channel/verify.hpp>
 #include <condaguard/channel/publish.hpp>
+#include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/json.hpp>
 #include <condaguard/trust/sigfile.hpp>
 
@@ -9,6 +10,13 @@
 #include "../support/support.hpp"
 
 #include <gtest/gtest.h>
+
+#include <climits>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <thread>
+#include <unistd.h>
 
 using namespace condaguard;
 using namespace condaguard::test;
@@ -508,4 +516,47 @@ TEST_F(Channel, A1_report_lists_the_union_of_remembered_and_present_subdirs) {
     EXPECT_EQ(report.subdirs[0].subdir, "linux-64");
     EXPECT_EQ(report.subdirs[0].index.verdict, Verdict::MissingSig);
     EXPECT_EQ(report.subdirs[1].subdir, "noarch");
+}
+
+// A14: the packages of a subdir are read through the descriptor its index
+// was read through. The verifier is held (the state lock, taken by the test,
+// stops it in state.record right after the index's signature was read)
+// while the subdir is renamed away and replaced by a link to a copy in which
+// one package's bytes and another's .sig were changed. Reading by path would
+// follow the link: gamma would be INVALID (its digest), delta BAD_SIG_FILE.
+TEST_F(Channel, A14_packages_are_read_through_the_subdir_descriptor) {
+    Deadline d(20);
+    build_package(ch() / "linux-64", PackageSpec{.name = "delta", .build = "h0_0", .subdir = "linux-64"});
+    sign_index();
+    const stdfs::path evil = t_ / "evil";
+    stdfs::copy(ch() / "linux-64", evil, stdfs::copy_options::recursive);
+    const stdfs::path gamma = evil / "gamma-1.0-h0_0.conda";
+    std::string bytes = read_file(gamma);
+    bytes[bytes.size() / 2] ^= 0x01;
+    write_file(gamma, bytes);
+    write_file(evil / "delta-1.0-h0_0.conda.sig", "not a signature\n");
+
+    stdfs::create_directory(t_ / "state");
+    stdfs::permissions(t_ / "state", stdfs::perms::owner_all, stdfs::perm_options::replace);
+    fs::Fd lock = fs::open_raw(t_ / "state" / "state.lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+    ASSERT_TRUE(lock);
+    ASSERT_EQ(::flock(lock.get(), LOCK_EX), 0);
+    // linux-64 sorts before noarch: it is the first subdir verified.
+    fs::Fd watch(::inotify_init1(IN_CLOEXEC));
+    ASSERT_TRUE(watch);
+    ASSERT_GE(::inotify_add_watch(watch.get(), (ch() / "linux-64" / "repodata.json.sig").c_str(), IN_CLOSE_NOWRITE), 0);
+
+    std::vector<Result> results;
+    std::jthread verifier([&] { results = verify(); });
+    alignas(inotify_event) char event[sizeof(inotify_event) + NAME_MAX + 1];
+    ASSERT_GT(::read(watch.get(), event, sizeof event), 0);
+    stdfs::rename(ch() / "linux-64", t_ / "moved");
+    stdfs::create_directory_symlink(evil, ch() / "linux-64");
+    lock.reset();
+    verifier.join();
+
+    for (const std::string fn : {"linux-64/repodata.json", "gamma-1.0-h0_0.conda", "delta-1.0-h0_0.conda"}) {
+        const Result r = of(results, fn);
+        EXPECT_EQ(to_string(r.verdict), to_string(Verdict::Valid)) << r.path << ": " << r.reason;
+    }
 }

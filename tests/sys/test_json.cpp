@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+
+#include <fmt/format.h>
 
 using namespace condaguard;
 
@@ -22,6 +25,49 @@ std::string error_of(std::string_view text, const JsonLimits& limits = small) {
         return e.what();
     }
     return "(accepted)";
+}
+
+// Every key hashes the same: the worst an attacker who knows the hash can do.
+struct CollidingHash {
+    std::uint64_t operator()(std::string_view) const noexcept { return 0x5eed; }
+};
+
+// Events the bounded reader forwards, ignored: only its own checks are timed.
+struct Ignore {
+    using json_t = nlohmann::json;
+    bool null() { return true; }
+    bool boolean(bool) { return true; }
+    bool number_integer(json_t::number_integer_t) { return true; }
+    bool number_unsigned(json_t::number_unsigned_t) { return true; }
+    bool number_float(json_t::number_float_t, const json_t::string_t&) { return true; }
+    bool string(json_t::string_t&) { return true; }
+    bool binary(json_t::binary_t&) { return true; }
+    bool start_object(std::size_t) { return true; }
+    bool key(json_t::string_t&) { return true; }
+    bool end_object() { return true; }
+    bool start_array(std::size_t) { return true; }
+    bool end_array() { return true; }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+};
+
+template <class Hash>
+std::string error_with_hash(std::string_view text) {
+    Ignore ignore;
+    BoundedSax<Ignore, Hash> sax(ignore, max_json_depth);
+    try {
+        nlohmann::json::sax_parse(text, &sax, nlohmann::json::input_format_t::json, true);
+    } catch (const JsonError& e) {
+        return e.what();
+    }
+    return "(accepted)";
+}
+
+// {"k199999": 0, ..., "k000000": 0, EXTRA}: keys out of order from the second on.
+std::string many_keys(std::size_t n, const std::string& extra = "") {
+    std::string doc = "{";
+    for (std::size_t i = n; i-- > 0;) doc += fmt::format("\"k{:06}\":0,", i);
+    if (extra.empty()) doc.pop_back();
+    return doc + extra + "}";
 }
 
 }  // namespace
@@ -86,4 +132,39 @@ TEST(Json, SyntaxErrorsNameTheFaultOnOneLine) {
     EXPECT_EQ(why.find('\n'), std::string::npos) << why;
     EXPECT_TRUE(error_of("{} x").starts_with("parse error")) << error_of("{} x");
     EXPECT_TRUE(error_of("").starts_with("parse error"));
+}
+
+// A12: an object's keys are checked for repeats in O(n log n) whatever their
+// hashes: 200,000 keys that all collide (and come out of order, so that the
+// comparison with the previous key is not enough) take well under a second,
+// where a hash table would compare each key with every one before it (2e10
+// comparisons, past the deadline).
+TEST(Json, A12_colliding_key_hashes_do_not_make_duplicate_checks_quadratic) {
+    test::Deadline d(10);
+    constexpr std::size_t n = 200'000;
+    EXPECT_EQ(error_with_hash<CollidingHash>(many_keys(n)), "(accepted)");
+    // A repeat is still found among them, spelt with escapes, wherever it is.
+    EXPECT_EQ(error_with_hash<CollidingHash>(many_keys(n, R"("\u006b100000":1)")), "duplicate key 'k100000'");
+    EXPECT_EQ(error_with_hash<CollidingHash>(many_keys(n, R"("k19999\u0039":1)")), "duplicate key 'k199999'");
+    EXPECT_EQ(error_with_hash<CollidingHash>(many_keys(n, R"("k000000":{"b":1,"a":{"c":1}})")),
+              "duplicate key 'k000000'");
+    // The same document through the real hash and parse_json.
+    EXPECT_EQ(error_of(many_keys(n), JsonLimits{.max_bytes = 16 << 20}), "(accepted)");
+    EXPECT_EQ(error_of(many_keys(n, R"("\u006b100000":1)"), JsonLimits{.max_bytes = 16 << 20}),
+              "duplicate key 'k100000'");
+}
+
+// A25: repeats are found in sorted objects (against the previous key), in
+// objects out of order (first and last key equal), nested ones, and the same
+// key in two sibling or nested objects is no repeat.
+TEST(Json, A25_duplicate_keys_sorted_unsorted_and_nested) {
+    for (auto check : {error_with_hash<CollidingHash>, error_with_hash<std::hash<std::string_view>>}) {
+        EXPECT_EQ(check(R"({"a": 1, "b": 2, "\u0062": 3})"), "duplicate key 'b'");
+        EXPECT_EQ(check(R"({"z": 1, "a": 2, "m": 3, "\u007a": 4})"), "duplicate key 'z'");
+        EXPECT_EQ(check(R"({"b": {"y": 1, "x": 2, "y": 3}, "a": 1})"), "duplicate key 'y'");
+        EXPECT_EQ(check(R"({"b": {"b": 1, "a": {"b": 2, "a": [{"b": 1, "a": 2}]}}, "a": {"a": 1}})"), "(accepted)");
+        EXPECT_EQ(check(R"({"b": {"x": 1}, "a": 1, "b": 2})"), "duplicate key 'b'");
+        EXPECT_EQ(check(R"({"": 1, "\u0000": 2, "": 3})"), "duplicate key ''");
+        EXPECT_EQ(check(R"([{"ab": 1, "a": 2}, {"a": 1, "ab": 2}])"), "(accepted)");
+    }
 }

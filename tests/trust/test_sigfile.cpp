@@ -1,4 +1,5 @@
 // .sig parsing, key names and strict base64 (threats A4, A12, A17).
+#include <condaguard/sys/fs.hpp>
 #include <condaguard/trust/sigfile.hpp>
 #include <condaguard/trust/verdict.hpp>
 
@@ -168,5 +169,35 @@ TEST(SigFile, A17_nul_in_key_name_is_shown_not_cutting_the_reason) {
         EXPECT_EQ(e.verdict(), Verdict::BadSigFile);
         EXPECT_EQ(std::string(e.what()),
                   "n.sig: key name 'demo\\x00x' contains a character outside [A-Za-z0-9._-]");
+    }
+}
+
+// A14: read_sig_file_at reads `name` in the directory it was given, wherever
+// the directory's path leads by now, and never follows a link at `name`.
+TEST(SigFile, A14_read_sig_file_at_stays_in_its_directory) {
+    TempDir t;
+    stdfs::create_directory(t / "d");
+    write_file(t / "d" / "f.sig", "Here " + sig_b64());
+    const fs::Fd dir = fs::open_dir(t / "d");
+    stdfs::rename(t / "d", t / "moved");
+    stdfs::create_directory(t / "elsewhere");
+    write_file(t / "elsewhere" / "f.sig", "Elsewhere " + sig_b64());
+    stdfs::create_directory_symlink(t / "elsewhere", t / "d");
+    EXPECT_EQ(read_sig_file(t / "d" / "f.sig").key.str(), "Elsewhere");
+    EXPECT_EQ(read_sig_file_at(dir.get(), "f.sig", t / "d" / "f.sig").key.str(), "Here");
+
+    stdfs::create_symlink(t / "elsewhere" / "f.sig", t / "moved" / "link.sig");
+    try {
+        read_sig_file_at(dir.get(), "link.sig", t / "d" / "link.sig");
+        FAIL();
+    } catch (const VerdictError& e) {
+        EXPECT_EQ(e.verdict(), Verdict::BadSigFile);
+        EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+    }
+    try {
+        read_sig_file_at(dir.get(), "absent.sig", t / "d" / "absent.sig");
+        FAIL();
+    } catch (const VerdictError& e) {
+        EXPECT_EQ(e.verdict(), Verdict::MissingSig);
     }
 }

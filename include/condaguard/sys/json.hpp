@@ -4,12 +4,14 @@
 // compared after unescaping, is refused).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -51,12 +53,102 @@ std::string too_large_message(std::size_t max_bytes);
 // nlohmann's "[json.exception.parse_error.101] parse error at ..." as "parse error at ...".
 std::string syntax_message(std::string_view nlohmann_what);
 
+// The keys of every open object, to find one an object holds twice, with
+// O(n log n) work for an object of n keys whatever their hashes are (no
+// hash table an attacker could fill with colliding keys) and memory linear
+// in the keys' bytes (held back to back in one buffer, dropped as their
+// object closes). The approach of the signed-index walk (channel/verify.cpp):
+// while an object's keys arrive in strictly increasing order (conda's
+// indexers and ours sort them) each is compared with the one before it only;
+// from the first key out of order on, each key's (hash, index) is kept too,
+// and when the object closes they are sorted by hash, then as text, so that
+// equal keys become neighbours. `KeyHash` only speeds the sort up; a test
+// makes every key collide.
+template <class KeyHash = std::hash<std::string_view>>
+class DuplicateKeyFinder {
+public:
+    std::size_t depth() const noexcept { return levels_.size(); }
+    // An object or array opens (arrays take a level too: one stack for both).
+    void open() { levels_.push_back(Level{.keys_from = ends_.size(), .text_from = text_.size()}); }
+    // A key of the innermost open object, unescaped. Throws JsonError DuplicateKey.
+    void key(std::string_view k) {
+        Level& l = levels_.back();
+        const std::size_t n = ends_.size() - l.keys_from;  // this object's keys so far
+        if (n >= std::numeric_limits<std::uint32_t>::max())
+            throw JsonError(JsonError::Kind::TooLarge, "an object with more than 2^32 keys");
+        if (l.unsorted) {
+            hashed_.push_back(HashedKey{hash_(k), static_cast<std::uint32_t>(n)});
+        } else if (n != 0 && !(key_at(ends_.size() - 1) < k)) {
+            if (key_at(ends_.size() - 1) == k) duplicate(k);
+            l.unsorted = true;
+            l.hashed_from = hashed_.size();
+            for (std::size_t i = 0; i < n; ++i)
+                hashed_.push_back(HashedKey{hash_(key_at(l.keys_from + i)), static_cast<std::uint32_t>(i)});
+            hashed_.push_back(HashedKey{hash_(k), static_cast<std::uint32_t>(n)});
+        }
+        text_.append(k);
+        ends_.push_back(text_.size());
+    }
+    // The innermost object or array closes. Throws JsonError DuplicateKey.
+    void close() {
+        const Level l = levels_.back();
+        if (l.unsorted) check_unsorted(l);
+        text_.resize(l.text_from);
+        ends_.resize(l.keys_from);
+        hashed_.resize(l.unsorted ? l.hashed_from : hashed_.size());
+        levels_.pop_back();
+    }
+
+private:
+    struct Level {
+        std::size_t keys_from = 0;    // its keys' ends in ends_
+        std::size_t text_from = 0;    // and their text in text_
+        std::size_t hashed_from = 0;  // and their hashes in hashed_, once out of order
+        bool unsorted = false;
+    };
+    struct HashedKey {
+        std::uint64_t hash;
+        std::uint32_t index;  // among its object's keys
+    };
+
+    // The i-th key of all open objects.
+    std::string_view key_at(std::size_t i) const {
+        const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
+        return std::string_view(text_).substr(begin, ends_[i] - begin);
+    }
+
+    [[noreturn]] static void duplicate(std::string_view k) {
+        throw JsonError(JsonError::Kind::DuplicateKey, duplicate_key_message(k));
+    }
+
+    void check_unsorted(const Level& l) {
+        auto text_of = [&](const HashedKey& h) { return key_at(l.keys_from + h.index); };
+        const auto from = hashed_.begin() + static_cast<std::ptrdiff_t>(l.hashed_from);
+        // Within a run of equal hashes (a collision, or an attacker's many)
+        // the keys are ordered as text: equal keys end up side by side.
+        std::sort(from, hashed_.end(), [&](const HashedKey& a, const HashedKey& b) {
+            return a.hash != b.hash ? a.hash < b.hash : text_of(a) < text_of(b);
+        });
+        const auto twice = std::adjacent_find(from, hashed_.end(), [&](const HashedKey& a, const HashedKey& b) {
+            return a.hash == b.hash && text_of(a) == text_of(b);
+        });
+        if (twice != hashed_.end()) duplicate(text_of(*twice));
+    }
+
+    [[no_unique_address]] KeyHash hash_;
+    std::string text_;                // the keys of every open object, back to back
+    std::vector<std::size_t> ends_;   // where each key ends in text_
+    std::vector<HashedKey> hashed_;   // of the open objects whose keys came out of order
+    std::vector<Level> levels_;
+};
+
 // A SAX filter for nlohmann::json::sax_parse (whose parser is a loop with its
-// state on the heap): counts the depth and remembers the keys of each open
-// object, throwing JsonError past the depth cap or on a repeated key (keys
-// arrive unescaped: "a" and "\u0061" are the same key), and forwards every
-// event to `inner`. For readers that stream a document instead of holding it.
-template <class Inner>
+// state on the heap): counts the depth and passes the keys of each open
+// object to a DuplicateKeyFinder, throwing JsonError past the depth cap or on
+// a repeated key (keys arrive unescaped: "a" and "\u0061" are the same key),
+// and forwards every event to `inner`. For readers that stream a document
+// instead of holding it.
+template <class Inner, class KeyHash = std::hash<std::string_view>>
 class BoundedSax {
 public:
     using json_t = nlohmann::json;
@@ -74,11 +166,11 @@ public:
         return inner_.start_object(n);
     }
     bool key(json_t::string_t& k) {
-        if (!levels_.back().insert(k).second) throw JsonError(JsonError::Kind::DuplicateKey, duplicate_key_message(k));
+        keys_.key(k);
         return inner_.key(k);
     }
     bool end_object() {
-        levels_.pop_back();
+        keys_.close();
         return inner_.end_object();
     }
     bool start_array(std::size_t n) {
@@ -86,7 +178,7 @@ public:
         return inner_.start_array(n);
     }
     bool end_array() {
-        levels_.pop_back();
+        keys_.close();
         return inner_.end_array();
     }
     // A syntax error always throws, whatever `inner` would do with it.
@@ -96,12 +188,12 @@ public:
 
 private:
     void enter() {
-        if (levels_.size() >= max_depth_) throw JsonError(JsonError::Kind::TooDeep, too_deep_message(max_depth_));
-        levels_.emplace_back();  // arrays get an (unused) empty set too: one stack for both
+        if (keys_.depth() >= max_depth_) throw JsonError(JsonError::Kind::TooDeep, too_deep_message(max_depth_));
+        keys_.open();
     }
     Inner& inner_;
     std::size_t max_depth_;
-    std::vector<std::unordered_set<std::string>> levels_;
+    DuplicateKeyFinder<KeyHash> keys_;
 };
 
 // Parses one JSON document (strict: nothing but whitespace after it) into

@@ -31,6 +31,10 @@ SigFile parse_sig_file(std::string_view text, const std::string& origin);
 // Reads and parses PATH (O_NOFOLLOW). Throws VerdictError: MissingSig when it
 // does not exist or is not a regular file, BadSigFile when malformed.
 SigFile read_sig_file(const std::filesystem::path& path);
+// The same for `name` inside the directory `dirfd` (openat, O_NOFOLLOW; no
+// '/' in `name`), so a directory reached without following links is never
+// left. `display` (the path it stands for) names the file in reasons.
+SigFile read_sig_file_at(int dirfd, const std::string& name, const std::filesystem::path& display);
 
 std::string format_sig_file(const KeyName& key, std::span<const unsigned char> signature);
 

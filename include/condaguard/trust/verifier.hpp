@@ -34,6 +34,11 @@ public:
     // Checks `sig_path` against a digest computed elsewhere (while the bytes
     // streamed past). The signature file and key are read here.
     Result verify_digest(const Sha256Digest& digest, const std::filesystem::path& sig_path, const std::string& display);
+    // The same with the signature file `sig_name` inside the directory
+    // `dirfd` (read_sig_file_at: never a path that could lead elsewhere);
+    // `sig_display` names it in reasons.
+    Result verify_digest_at(const Sha256Digest& digest, int dirfd, const std::string& sig_name,
+                            const std::filesystem::path& sig_display, const std::string& display);
 
     // Only these key names are allowed; a good signature by another key is
     // UNTRUSTED_KEY. Empty (the default): any key in the keys directory.
@@ -45,8 +50,8 @@ public:
 
 private:
     const PublicKey& key(const KeyName& name);
-    // Reads the .sig and its key into `r`; returns them for the check.
-    std::pair<SigFile, const PublicKey*> load_sig(const std::filesystem::path& sig_path, Result& r);
+    // The key `sig` names, loaded; notes both in `r`.
+    const PublicKey& key_for(const SigFile& sig, Result& r);
     void judge(const Sha256Digest& digest, const SigFile& sig, const PublicKey& pub, Result& r) const;
     std::vector<std::string> allowed_;
 
