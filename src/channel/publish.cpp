@@ -104,9 +104,11 @@ SmallJson read_small_json_at(int dirfd, const std::string& name, const stdfs::pa
 
 // A signing run trusts the incremental cache only when it carries a good
 // signature by the signing key: the cache feeds records into what is signed.
-bool cache_signed_by(const std::string& bytes, const stdfs::path& sig_path, const IndexSigning& signing) {
+// The .sig is read inside the cache's directory, never by path.
+bool cache_signed_by(const std::string& bytes, int cache_dirfd, const stdfs::path& sig_path,
+                     const IndexSigning& signing) {
     try {
-        const SigFile sig = read_sig_file(sig_path);
+        const SigFile sig = read_sig_file_at(cache_dirfd, sig_path.filename().string(), sig_path);
         return sig.key == signing.key_name &&
                signing.key->public_key().verify_digest(sha256_bytes(bytes), sig.signature);
     } catch (const std::exception&) {
@@ -322,7 +324,7 @@ OldCache read_cache(const SubdirTarget& t, const IndexOptions& opt) {
     // read from any cache: an edit can only raise it (a loud error past the
     // range) or lower it (clients refuse the result as ROLLBACK).
     const stdfs::path sig_path = cache_path.string() + ".sig";
-    const bool trusted = !opt.signing || cache_signed_by(old.bytes, sig_path, *opt.signing);
+    const bool trusted = !opt.signing || cache_signed_by(old.bytes, c.dir.get(), sig_path, *opt.signing);
     if (trusted && c.value.is_object() && c.value.value("format", 0) == 1 && c.value.contains("packages") &&
         c.value["packages"].is_object())
         c.packages = c.value["packages"];
