@@ -75,17 +75,6 @@ Result Verifier::verify_stream(int fd, const std::filesystem::path& sig_path, co
     return r;
 }
 
-Result Verifier::verify_digest(const Sha256Digest& digest, const std::filesystem::path& sig_path,
-                               const std::string& display) {
-    Result r;
-    r.path = display;
-    guarded(r, [&] {
-        const SigFile sig = read_sig_file(sig_path);
-        judge(digest, sig, key_for(sig, r), r);
-    });
-    return r;
-}
-
 Result Verifier::verify_digest_at(const Sha256Digest& digest, int dirfd, const std::string& sig_name,
                                   const std::filesystem::path& sig_display, const std::string& display) {
     Result r;

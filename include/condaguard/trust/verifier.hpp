@@ -31,12 +31,10 @@ public:
     // Verifies bytes read once from `fd` (a file or a pipe) against `sig_path`.
     Result verify_stream(int fd, const std::filesystem::path& sig_path, const std::string& display);
 
-    // Checks `sig_path` against a digest computed elsewhere (while the bytes
-    // streamed past). The signature file and key are read here.
-    Result verify_digest(const Sha256Digest& digest, const std::filesystem::path& sig_path, const std::string& display);
-    // The same with the signature file `sig_name` inside the directory
-    // `dirfd` (read_sig_file_at: never a path that could lead elsewhere);
-    // `sig_display` names it in reasons.
+    // Checks a digest computed elsewhere (while the bytes streamed past)
+    // against the signature file `sig_name` inside the directory `dirfd`
+    // (read_sig_file_at: never a path that could lead elsewhere); the key is
+    // read here. `sig_display` names the signature file in reasons.
     Result verify_digest_at(const Sha256Digest& digest, int dirfd, const std::string& sig_name,
                             const std::filesystem::path& sig_display, const std::string& display);
 
