@@ -413,7 +413,7 @@ SubdirReport index_subdir(const SubdirTarget& t, const IndexOptions& opt) {
     refuse_planted(t.fd.get(), repodata_sig_name, t.dir / repodata_sig_name);
     std::vector<Candidate> cands = list_candidates(t, report);
     const OldCache cache = read_cache(t, opt);
-    for (const std::string name : {std::string(index_cache_name), std::string(index_cache_name) + ".sig"})
+    for (const std::string& name : {std::string(index_cache_name), std::string(index_cache_name) + ".sig"})
         refuse_planted(cache.dir.get(), name, t.dir / index_cache_dir / name);
     const std::int64_t previous =
         previous_guard_version(read_guard_version(t.fd.get(), report.repodata), cache.value);
