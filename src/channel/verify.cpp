@@ -97,21 +97,10 @@ std::optional<std::string_view> plain_string(const char* after_quote, const char
     malformed("not valid JSON: unterminated string");
 }
 
-// Duplicate keys. Every key of each open object stays on one stack of views
-// (into the document, or the parser's buffer for keys with escapes). While an
-// object's keys arrive in strictly increasing order (conda's indexers and ours
-// sort them) each is compared with the one before it only. From the first key
-// out of order on, each key's hash is also kept, and when the object closes
-// its hashes are sorted and equal neighbours compared as text: O(n log n)
-// over 8-byte values that sit together in memory, instead of a hash table
-// with a cache miss per key.
-struct HashedKey {
-    std::uint64_t hash;
-    std::uint32_t index;  // into the object's keys
-    friend bool operator<(const HashedKey& a, const HashedKey& b) { return a.hash < b.hash; }
-};
-
-std::uint64_t key_hash(std::string_view k) { return std::hash<std::string_view>{}(k); }
+// Duplicate keys: a DuplicateKeyFinder (sys/json.hpp) over views of the
+// keys (into the document, or the parser's buffer for keys with escapes,
+// both alive for the whole walk). Only objects are opened in it.
+using KeyFinder = DuplicateKeyFinder<std::hash<std::string_view>, ViewedKeys>;
 
 // One open object or array. Its iterator is advanced only once the value it
 // handed out (and everything nested in it) has been walked, as On-Demand
@@ -123,9 +112,6 @@ struct Frame {
     od::object_iterator oit, oend;
     od::array_iterator ait, aend;
     std::string_view under;         // the key this container is the value of (for messages)
-    std::size_t keys_from = 0;      // this object's keys in Walker::keys_
-    std::size_t hashed_from = 0;    // and their hashes in Walker::hashed_, once out of order
-    bool unsorted = false;
     std::size_t record = 0;         // Role::Record: index into the records
     nlohmann::json* copy = nullptr; // inside "info": where this container's copy is built
 };
@@ -154,15 +140,14 @@ public:
                 if (f.started) ++f.oit;
                 f.started = true;
                 if (!(f.oit != f.oend)) {
-                    if (f.unsorted) check_unsorted_keys(f);
-                    keys_.resize(f.keys_from);
+                    unique([&] { keys_.close(); });  // before the pop: where() names this object
                     stack_.pop_back();
                     continue;
                 }
                 od::field kv;
                 check((*f.oit).get(kv));
                 const std::string_view key = key_of(kv);
-                unique(f, key);
+                unique([&] { keys_.key(key); });
                 field(f, key, kv.value(), cancelled);  // may push: `f` is not used after this
             } else {
                 if (f.started) ++f.ait;
@@ -210,43 +195,15 @@ private:
         return s;
     }
 
-    void unique(Frame& f, std::string_view key) {
-        if (f.unsorted) {
-            hashed_.push_back(HashedKey{key_hash(key), static_cast<std::uint32_t>(keys_.size() - f.keys_from)});
-        } else if (keys_.size() != f.keys_from && !(keys_.back() < key)) {
-            if (keys_.back() == key) duplicate(key);
-            f.unsorted = true;
-            f.hashed_from = hashed_.size();
-            for (std::size_t i = f.keys_from; i < keys_.size(); ++i)
-                hashed_.push_back(HashedKey{key_hash(keys_[i]), static_cast<std::uint32_t>(i - f.keys_from)});
-            hashed_.push_back(HashedKey{key_hash(key), static_cast<std::uint32_t>(keys_.size() - f.keys_from)});
+    // Runs a step of the duplicate-key finder; a repeated key is INVALID,
+    // naming where it is.
+    template <class F>
+    void unique(F&& step) {
+        try {
+            step();
+        } catch (const JsonError& e) {
+            malformed(fmt::format("{} in {}", e.what(), where()));
         }
-        keys_.push_back(key);
-    }
-
-    // The keys of an object that were not in order, as it closes.
-    void check_unsorted_keys(const Frame& f) {
-        const auto from = hashed_.begin() + static_cast<std::ptrdiff_t>(f.hashed_from);
-        std::sort(from, hashed_.end());
-        // Within a run of equal hashes (a collision, or an attacker's many),
-        // the keys are sorted as text so that equal ones become neighbours.
-        const std::string_view* keys = keys_.data() + f.keys_from;
-        for (auto run = from; run != hashed_.end();) {
-            auto next = run + 1;
-            while (next != hashed_.end() && next->hash == run->hash) ++next;
-            if (next - run > 1) {
-                std::vector<std::string_view> same;
-                for (auto it = run; it != next; ++it) same.push_back(keys[it->index]);
-                std::sort(same.begin(), same.end());
-                if (auto d = std::adjacent_find(same.begin(), same.end()); d != same.end()) duplicate(*d);
-            }
-            run = next;
-        }
-        hashed_.resize(f.hashed_from);
-    }
-
-    [[noreturn]] void duplicate(std::string_view key) const {
-        malformed(fmt::format("{} in {}", duplicate_key_message(key), where()));
     }
 
     void field(Frame& f, std::string_view key, od::value v, const std::atomic<bool>& cancelled) {
@@ -381,7 +338,7 @@ private:
         f.role = role;
         f.under = under;
         f.copy = copy;
-        f.keys_from = keys_.size();
+        keys_.open();
         check(o.begin().get(f.oit));
         check(o.end().get(f.oend));
     }
@@ -400,8 +357,7 @@ private:
     const char* doc_end_;
     bool saw_info_ = false;
     std::vector<Frame> stack_;
-    std::vector<std::string_view> keys_;
-    std::vector<HashedKey> hashed_;
+    KeyFinder keys_;
 };
 
 // Parses the whole index into `data`: any JSON error, a depth past the cap,

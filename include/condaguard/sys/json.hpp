@@ -53,56 +53,80 @@ std::string too_large_message(std::size_t max_bytes);
 // nlohmann's "[json.exception.parse_error.101] parse error at ..." as "parse error at ...".
 std::string syntax_message(std::string_view nlohmann_what);
 
+// How a DuplicateKeyFinder keeps the keys of the open objects, back to back.
+// CopiedKeys copies each key (for keys that do not outlive the call, as
+// nlohmann's SAX hands them over); ViewedKeys keeps views (for keys that
+// live as long as the walk, as in a document held in memory).
+class CopiedKeys {
+public:
+    std::size_t size() const noexcept { return ends_.size(); }
+    std::string_view operator[](std::size_t i) const {
+        const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
+        return std::string_view(text_).substr(begin, ends_[i] - begin);
+    }
+    void push_back(std::string_view k) {
+        text_.append(k);
+        ends_.push_back(text_.size());
+    }
+    void resize(std::size_t n) {
+        text_.resize(n == 0 ? 0 : ends_[n - 1]);
+        ends_.resize(n);
+    }
+
+private:
+    std::string text_;               // the keys, back to back
+    std::vector<std::size_t> ends_;  // where each key ends in text_
+};
+
+using ViewedKeys = std::vector<std::string_view>;
+
 // The keys of every open object, to find one an object holds twice, with
 // O(n log n) work for an object of n keys whatever their hashes are (no
 // hash table an attacker could fill with colliding keys) and memory linear
-// in the keys' bytes (held back to back in one buffer, dropped as their
-// object closes). The approach of the signed-index walk (channel/verify.cpp):
-// while an object's keys arrive in strictly increasing order (conda's
-// indexers and ours sort them) each is compared with the one before it only;
-// from the first key out of order on, each key's (hash, index) is kept too,
-// and when the object closes they are sorted by hash, then as text, so that
-// equal keys become neighbours. `KeyHash` only speeds the sort up; a test
+// in the keys (dropped as their object closes). The signed-index walk (channel/verify.cpp) uses it too,
+// with ViewedKeys. While an object's keys arrive in strictly increasing
+// order (conda's indexers and ours sort them) each is compared with the one
+// before it only; from the first key out of order on, each key's (hash,
+// index) is kept too, and when the object closes they are sorted by hash,
+// then as text, so that equal keys become neighbours. `KeyHash` only speeds the sort up; a test
 // makes every key collide.
-template <class KeyHash = std::hash<std::string_view>>
+template <class KeyHash = std::hash<std::string_view>, class Keys = CopiedKeys>
 class DuplicateKeyFinder {
 public:
     std::size_t depth() const noexcept { return levels_.size(); }
-    // An object or array opens (arrays take a level too: one stack for both).
-    void open() { levels_.push_back(Level{.keys_from = ends_.size(), .text_from = text_.size()}); }
+    // A container opens. A caller may open arrays too (one stack for both) or
+    // objects only; key() goes to the innermost open level.
+    void open() { levels_.push_back(Level{.keys_from = keys_.size()}); }
     // A key of the innermost open object, unescaped. Throws JsonError DuplicateKey.
     void key(std::string_view k) {
         Level& l = levels_.back();
-        const std::size_t n = ends_.size() - l.keys_from;  // this object's keys so far
+        const std::size_t n = keys_.size() - l.keys_from;  // this object's keys so far
         if (n >= std::numeric_limits<std::uint32_t>::max())
             throw JsonError(JsonError::Kind::TooLarge, "an object with more than 2^32 keys");
         if (l.unsorted) {
             hashed_.push_back(HashedKey{hash_(k), static_cast<std::uint32_t>(n)});
-        } else if (n != 0 && !(key_at(ends_.size() - 1) < k)) {
-            if (key_at(ends_.size() - 1) == k) duplicate(k);
+        } else if (n != 0 && !(keys_[keys_.size() - 1] < k)) {
+            if (keys_[keys_.size() - 1] == k) duplicate(k);
             l.unsorted = true;
             l.hashed_from = hashed_.size();
             for (std::size_t i = 0; i < n; ++i)
-                hashed_.push_back(HashedKey{hash_(key_at(l.keys_from + i)), static_cast<std::uint32_t>(i)});
+                hashed_.push_back(HashedKey{hash_(keys_[l.keys_from + i]), static_cast<std::uint32_t>(i)});
             hashed_.push_back(HashedKey{hash_(k), static_cast<std::uint32_t>(n)});
         }
-        text_.append(k);
-        ends_.push_back(text_.size());
+        keys_.push_back(k);
     }
-    // The innermost object or array closes. Throws JsonError DuplicateKey.
+    // The innermost level closes. Throws JsonError DuplicateKey.
     void close() {
         const Level l = levels_.back();
         if (l.unsorted) check_unsorted(l);
-        text_.resize(l.text_from);
-        ends_.resize(l.keys_from);
-        hashed_.resize(l.unsorted ? l.hashed_from : hashed_.size());
+        keys_.resize(l.keys_from);
+        if (l.unsorted) hashed_.resize(l.hashed_from);
         levels_.pop_back();
     }
 
 private:
     struct Level {
-        std::size_t keys_from = 0;    // its keys' ends in ends_
-        std::size_t text_from = 0;    // and their text in text_
+        std::size_t keys_from = 0;    // its keys in keys_
         std::size_t hashed_from = 0;  // and their hashes in hashed_, once out of order
         bool unsorted = false;
     };
@@ -111,18 +135,12 @@ private:
         std::uint32_t index;  // among its object's keys
     };
 
-    // The i-th key of all open objects.
-    std::string_view key_at(std::size_t i) const {
-        const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
-        return std::string_view(text_).substr(begin, ends_[i] - begin);
-    }
-
     [[noreturn]] static void duplicate(std::string_view k) {
         throw JsonError(JsonError::Kind::DuplicateKey, duplicate_key_message(k));
     }
 
     void check_unsorted(const Level& l) {
-        auto text_of = [&](const HashedKey& h) { return key_at(l.keys_from + h.index); };
+        auto text_of = [&](const HashedKey& h) { return keys_[l.keys_from + h.index]; };
         const auto from = hashed_.begin() + static_cast<std::ptrdiff_t>(l.hashed_from);
         // Within a run of equal hashes (a collision, or an attacker's many)
         // the keys are ordered as text: equal keys end up side by side.
@@ -136,9 +154,8 @@ private:
     }
 
     [[no_unique_address]] KeyHash hash_;
-    std::string text_;                // the keys of every open object, back to back
-    std::vector<std::size_t> ends_;   // where each key ends in text_
-    std::vector<HashedKey> hashed_;   // of the open objects whose keys came out of order
+    Keys keys_;                      // the keys of every open object, back to back
+    std::vector<HashedKey> hashed_;  // of the open objects whose keys came out of order
     std::vector<Level> levels_;
 };
 
