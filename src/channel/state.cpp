@@ -39,11 +39,8 @@ fs::Fd open_state_dir(const std::filesystem::path& dir, fs::CreateMissing create
 }
 
 void check_state_file(const std::filesystem::path& path, const struct stat& st) {
-    if (st.st_uid != 0 && st.st_uid != ::geteuid())
-        throw std::runtime_error(fmt::format("{} is owned by uid {}, not by you or root", path.string(), st.st_uid));
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-        throw std::runtime_error(fmt::format("{} is writable by group or others (mode {:04o})", path.string(),
-                                             st.st_mode & 07777));
+    if (auto why = fs::foreign_owner(st)) throw std::runtime_error(path.string() + " is " + *why);
+    if (auto why = fs::writable_by_others(st)) throw std::runtime_error(path.string() + " is " + *why);
 }
 
 // Holds an exclusive flock on DIR/state.lock for a read-modify-write.

@@ -59,18 +59,25 @@ struct Level {
 
 }  // namespace
 
+std::optional<std::string> foreign_owner(const struct stat& st) {
+    if (st.st_uid == 0 || st.st_uid == ::geteuid()) return std::nullopt;
+    return fmt::format("owned by uid {}, not by you or root", st.st_uid);
+}
+
+std::optional<std::string> writable_by_others(const struct stat& st) {
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0) return std::nullopt;
+    return fmt::format("writable by group or others (mode {:04o})", st.st_mode & 07777);
+}
+
 std::optional<DirFault> check_dir_stat(const stdfs::path& path, const struct stat& st, bool ancestor) {
     if (!S_ISDIR(st.st_mode))
         return DirFault{.path = path, .kind = DirFaultKind::NotDirectory,
                         .why = fmt::format("{} is {}, not a directory", path.string(), describe(kind_of(st.st_mode)))};
-    if (st.st_uid != 0 && st.st_uid != ::geteuid())
-        return DirFault{.path = path, .kind = DirFaultKind::BadOwner,
-                        .why = fmt::format("{} is owned by uid {}, not by you or root", path.string(), st.st_uid)};
+    if (auto why = foreign_owner(st))
+        return DirFault{.path = path, .kind = DirFaultKind::BadOwner, .why = path.string() + " is " + *why};
     const bool sticky_root_ancestor = ancestor && st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0;
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !sticky_root_ancestor)
-        return DirFault{.path = path, .kind = DirFaultKind::Writable,
-                        .why = fmt::format("{} is writable by group or others (mode {:04o})", path.string(),
-                                           st.st_mode & 07777)};
+    if (auto why = writable_by_others(st); why && !sticky_root_ancestor)
+        return DirFault{.path = path, .kind = DirFaultKind::Writable, .why = path.string() + " is " + *why};
     return std::nullopt;
 }
 
@@ -110,10 +117,8 @@ Fd open_secure_dir(const stdfs::path& dir, CreateMissing create) {
         if (S_ISLNK(lst.st_mode)) {
             // The link's directory is safe (checked above); the link itself must
             // be the user's or root's, then its target is walked like the rest.
-            if (lst.st_uid != 0 && lst.st_uid != ::geteuid())
-                fault(path, DirFaultKind::BadOwner,
-                      fmt::format("{} is a symbolic link owned by uid {}, not by you or root", path.string(),
-                                  lst.st_uid));
+            if (auto why = foreign_owner(lst))
+                fault(path, DirFaultKind::BadOwner, path.string() + " is a symbolic link " + *why);
             if (++links > max_symlinks_per_walk)
                 fault(path, DirFaultKind::SymlinkLoop,
                       fmt::format("{}: more than {} symbolic links to follow (a loop?)", path.string(),

@@ -222,10 +222,8 @@ std::string read_key_file(const fs::Fd& at, const std::filesystem::path& path, b
     }
     const fs::Fd& fd = f.fd;
     const struct stat& st = f.st;
-    if (st.st_uid != ::geteuid() && st.st_uid != 0)
-        throw bad_key(origin, fmt::format("owned by uid {}, not by you or root", st.st_uid));
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        throw bad_key(origin, fmt::format("writable by group or others (mode {:04o})", st.st_mode & 07777));
+    if (auto why = fs::foreign_owner(st)) throw bad_key(origin, *why);
+    if (auto why = fs::writable_by_others(st)) throw bad_key(origin, *why);
     if (is_private && (st.st_mode & (S_IRGRP | S_IROTH)))
         throw bad_key(origin, fmt::format("private key is readable by group or others (mode {:04o}); "
                                           "run chmod 600 on it", st.st_mode & 07777));

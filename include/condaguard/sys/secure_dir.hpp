@@ -69,6 +69,14 @@ Fd open_secure_dir(const std::filesystem::path& dir, CreateMissing create = Crea
 // Other errors still throw std::system_error.
 std::optional<DirFault> find_unsafe_dir(const std::filesystem::path& dir);
 
+// The two halves of the rule, for anything trust rests on (these directories
+// and the key and state files in them): why `st` breaks it, without a path,
+// or nothing when it holds.
+// "owned by uid N, not by you or root"
+std::optional<std::string> foreign_owner(const struct stat& st);
+// "writable by group or others (mode 0775)"
+std::optional<std::string> writable_by_others(const struct stat& st);
+
 // The rule for one directory: a fault for `st` (of `path`) or nothing.
 // `ancestor`: a root-owned sticky directory is accepted.
 std::optional<DirFault> check_dir_stat(const std::filesystem::path& path, const struct stat& st, bool ancestor);
