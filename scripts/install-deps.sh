@@ -5,14 +5,13 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Only what meson.build names, the tests, the benchmark (openssl, time) and
-# the demo use. libcurl4-openssl-dev and libyaml-cpp-dev join this list with
-# the first code that uses them (the install gate's fetching and .condarc).
+# Only what meson.build names, the tests (nginx-light: the fetch tests' real
+# server), the benchmark (openssl, time) and the demo use.
 # scripts/fuzz.sh installs clang itself.
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   ca-certificates g++ meson ninja-build pkg-config git \
   openssl libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev \
   libgtest-dev libgmock-dev \
-  libarchive-dev libsimdjson-dev \
+  libarchive-dev libsimdjson-dev libcurl4-openssl-dev libzstd-dev nginx-light \
   python3 python3-pycryptodome time bzip2 zstd
