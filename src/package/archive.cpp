@@ -1,5 +1,6 @@
 #include <condaguard/package/archive.hpp>
 
+#include "archive_walk.hpp"
 #include "tar_headers.hpp"
 
 #include <lib/archive/handles.hpp>
@@ -217,6 +218,8 @@ struct TarTee {
 struct Scan {
     HashingSource& src;
     Budget budget;
+    // Where tree members go when extracting; nullptr when scanning.
+    detail::MemberSink* sink = nullptr;
 
     // A libarchive failure: our own exception from a callback when there is
     // one, else libarchive's message after `where` (a member, or nothing).
@@ -389,6 +392,26 @@ void discard_data(archive* a, Scan& s, const std::string& where) {
     skip_data(a, s, where, UINT64_MAX, [] { return std::string(); });
 }
 
+// The current member's data handed to a sink, chunk by chunk, counted.
+class CountedMemberData final : public detail::MemberData {
+public:
+    CountedMemberData(archive* a, Scan& s, const std::string& where) : a_(a), s_(s), where_(where) {}
+
+    std::span<const unsigned char> next() override {
+        thread_local std::unique_ptr<unsigned char[]> buf =
+            std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
+        const la_ssize_t n = archive_read_data(a_, buf.get(), read_chunk);
+        if (n < 0) s_.fail(a_, where_);
+        s_.budget.unpacked(static_cast<std::uint64_t>(n));
+        return {buf.get(), static_cast<std::size_t>(n)};
+    }
+
+private:
+    archive* a_;
+    Scan& s_;
+    const std::string& where_;
+};
+
 std::string read_entry_capped(archive* a, Scan& s, const std::string& where) {
     std::string data;
     char buf[16384];
@@ -425,7 +448,11 @@ std::optional<nlohmann::json> walk_tar(archive* a, Scan& s, detail::TarHeaderChe
             !archive_entry_size_is_set(e) || static_cast<std::uint64_t>(archive_entry_size(e)) != checked->size)
             throw CorruptPackage(fmt::format("{}tar readers disagree about member {}", where, member_name(raw)));
         const std::string path = paths.add(raw, archive_entry_filetype(e) == AE_IFDIR, where);
-        if (path == "info/index.json" && archive_entry_filetype(e) == AE_IFREG) {
+        if (s.sink != nullptr) {
+            CountedMemberData data(a, s, where);
+            s.sink->member(e, path, raw, where, data);
+            discard_data(a, s, where);  // whatever the sink left, to the compression checksum
+        } else if (path == "info/index.json" && archive_entry_filetype(e) == AE_IFREG) {
             const std::string text = read_entry_capped(a, s, where);
             nlohmann::json j;
             try {
@@ -493,13 +520,14 @@ std::optional<nlohmann::json> walk_inner_tar(archive* a, Scan& s, MemberPaths& p
     return index;
 }
 
-PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLimits& limits, std::uint64_t file_size) {
+PackageScan scan_from(HashingSource& src, const PackageName& name, const ScanLimits& limits, std::uint64_t file_size,
+                      detail::MemberSink* sink = nullptr) {
     // libarchive converts member names to the thread's locale charset; in the
     // C locale a UTF-8 name (pax paths are UTF-8, and so are conda's) cannot
     // be converted and the member would be refused. Read names as UTF-8, for
     // this thread only.
     const libc::ThreadCtype utf8("C.UTF-8");
-    Scan s{.src = src, .budget = Budget(limits, src, file_size)};
+    Scan s{.src = src, .budget = Budget(limits, src, file_size), .sink = sink};
     PackageScan out;
     std::optional<std::vector<StreamedMember>> zip_members;  // set for .conda: checked against its central directory
     if (name.format == PackageFormat::TarBz2) {
@@ -554,6 +582,23 @@ void rewind(int fd) {
 }
 
 }  // namespace
+
+std::string detail::normalised_member_path(std::string_view raw, const std::string& where) {
+    return normalise_member_path(raw, where);
+}
+
+PackageScan detail::walk_package(int fd, const PackageName& name, const ScanLimits& limits,
+                                 std::optional<std::uint64_t> max_bytes, MemberSink& sink) {
+    rewind(fd);
+    HashingSource src(fd, max_bytes);
+    std::uint64_t file_size = 0;
+    if (max_bytes) {
+        file_size = *max_bytes;
+    } else if (const struct stat st = fs::fstat_or_throw(fd, "package"); S_ISREG(st.st_mode)) {
+        file_size = static_cast<std::uint64_t>(st.st_size);
+    }
+    return scan_from(src, name, limits, file_size, &sink);
+}
 
 PackageScan scan_package(int fd, const PackageName& name, const ScanLimits& limits) {
     HashingSource src(fd);
