@@ -6,13 +6,13 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 # Only what meson.build names, the tests, the benchmark (openssl, time) and
-# the demo use. libcurl4-openssl-dev and libyaml-cpp-dev join this list with
-# the first code that uses them (the install gate's fetching and .condarc).
+# the demo use. libcurl4-openssl-dev joins this list with the first code that
+# uses it (the install gate's fetching).
 # scripts/fuzz.sh installs clang itself.
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   ca-certificates g++ meson ninja-build pkg-config git \
   openssl libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev \
   libgtest-dev libgmock-dev \
-  libarchive-dev libsimdjson-dev \
+  libarchive-dev libsimdjson-dev libyaml-cpp-dev \
   python3 python3-pycryptodome time bzip2 zstd
