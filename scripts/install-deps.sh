@@ -5,13 +5,15 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Only what meson.build names, the tests (nginx-light: the fetch tests' real
-# server), the benchmark (openssl, time) and the demo use.
+# Only what meson.build names, the tests (nginx-light: the fetch and gate
+# tests' real server), the benchmarks (openssl, time; curl and bsdtar from
+# libarchive-tools are the gate benchmark's reference) and the demo use.
 # scripts/fuzz.sh installs clang itself.
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   ca-certificates g++ meson ninja-build pkg-config git \
   openssl libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev \
   libgtest-dev libgmock-dev \
-  libarchive-dev libsimdjson-dev libcurl4-openssl-dev libzstd-dev nginx-light \
+  libarchive-dev libsimdjson-dev libcurl4-openssl-dev libzstd-dev libyaml-cpp-dev \
+  nginx-light curl libarchive-tools \
   python3 python3-pycryptodome time bzip2 zstd
