@@ -35,5 +35,6 @@ void add_verify_channel_command(GuardApp& g);
 void add_verify_command(GuardApp& g);
 void add_keys_command(GuardApp& g);
 void add_state_command(GuardApp& g);
+void add_policy_command(GuardApp& g);
 
 }  // namespace condaguard::cli

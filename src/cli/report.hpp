@@ -36,6 +36,7 @@
 namespace condaguard {
 struct ChannelReport;  // channel/verify.hpp
 struct SubdirReport;   // channel/publish.hpp
+struct Policy;         // config/policy.hpp
 }  // namespace condaguard
 
 namespace condaguard::cli {
@@ -141,6 +142,10 @@ public:
     int keys_list(const std::filesystem::path& dir, const std::vector<KeyInfo>& keys) const;
     int key_show(const KeyInfo& key) const;
     int keys_removed(const std::vector<std::filesystem::path>& removed) const;
+
+    // policy: "key  value  source" lines in aligned columns, or JSON; warns
+    // when the policy lowers the RSA floor. (report_policy.cpp)
+    int policy(const Policy& policy) const;
 
     // state show (the StateStore's dump) and state reset.
     int state_show(const nlohmann::json& state) const;

@@ -34,7 +34,7 @@ public:
     void read(const Node& root) {
         if (root.kind == Node::Kind::Null) return;  // an empty file changes nothing
         if (!root.is_map()) fail(root, "", fmt::format("expected a mapping of settings, found {}", yaml::describe(root)));
-        for (const auto& [k, v] : root.entries) setting(k.scalar, v);
+        for (const auto& [k, v] : root.entries) setting(k, v);
     }
 
 private:
@@ -119,7 +119,8 @@ private:
         return n;
     }
 
-    void setting(const std::string& key, const Node& v) {
+    void setting(const Node& k, const Node& v) {
+        const std::string& key = k.scalar;
         if (key == "min_rsa_bits") {
             p_.min_rsa_bits = {static_cast<unsigned>(whole_number(v, key, lowest_min_rsa_bits, max_rsa_bits)), src(v)};
         } else if (key == "revoked_keys") {
@@ -138,7 +139,7 @@ private:
         } else if (key == "channels") {
             for (const Node& item : list(v, key).items) channel(item);
         } else {
-            fail(v, key, "unknown key (see conda-guard-policy(5))");
+            fail(k, key, "unknown key (see conda-guard-policy(5))");
         }
     }
 

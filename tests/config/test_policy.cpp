@@ -132,7 +132,7 @@ TEST_F(PolicyFiles, EveryErrorNamesFileLineAndColumn) {
         std::string expected;
     };
     const std::vector<Case> cases{
-        {"parallel: 4\nmin_agee: 3d\n", f + ":2:11: key 'min_agee': unknown key"},
+        {"parallel: 4\nmin_agee: 3d\n", f + ":2:1: key 'min_agee': unknown key"},
         {"max_index_age: 30 days\n", f + ":1:16: key 'max_index_age': expected a duration"},
         {"min_age: 0d\n", f + ":1:10: key 'min_age': expected a duration"},
         {"revoked_keys:\n  - fingerprint: abc\n    reason: x\n    date: 2026-01-02\n",
