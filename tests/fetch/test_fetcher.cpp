@@ -350,6 +350,17 @@ TEST(Fetch, A26_credentials_never_over_http) {
         EXPECT_EQ(r.attempts, 0u);
     }
     EXPECT_TRUE(server.requests().empty());  // nothing, not even a connection's request
+
+    // Nor through a redirect that adds them.
+    server.route("/hop", Route{.status = 302, .location = "http://alice:s3cret@127.0.0.1:" + port + "/main/x"});
+    Sink e;
+    const auto hop = fetch_one(quick(), {.url = server.url("/hop"), .sink_fd = e.fd(), .max_bytes = 10});
+    EXPECT_EQ(hop.outcome, FetchOutcome::Failed);
+    EXPECT_NE(hop.reason.find("redirect to plain http with credentials in the URL refused"), std::string::npos)
+        << hop.reason;
+    EXPECT_EQ(hop.reason.find("s3cret"), std::string::npos) << hop.reason;
+    EXPECT_EQ(server.hits("/main/x"), 0u);
+    for (const auto& logged : server.requests()) EXPECT_FALSE(logged.has_header("authorization"));
 }
 
 TEST(Fetch, A26_token_redacted_in_reason) {
