@@ -374,7 +374,8 @@ struct Transfer {
     }
 
     // A Location header on a 3xx: the redirect must not go from https to
-    // anything else, nor, with same_origin_only, to another origin.
+    // anything else, nor carry credentials over plain http, nor, with
+    // same_origin_only, go to another origin.
     bool redirect_allowed(std::string_view location) {
         const std::string current = easy.info<char*>(CURLINFO_EFFECTIVE_URL, "CURLINFO_EFFECTIVE_URL");
         curl::Url u;
@@ -391,6 +392,11 @@ struct Transfer {
         }
         if (url.scheme == "https" && to->scheme != "https") {
             abort_reason = fmt::format("redirect from https to {} refused ({})", to->scheme, redact_url(target));
+            return false;
+        }
+        if (to->scheme == "http" && url_has_credentials(target)) {
+            abort_reason = fmt::format("redirect to plain http with credentials in the URL refused ({})",
+                                       redact_url(target));
             return false;
         }
         if (req.same_origin_only && to->origin() != url.origin()) {
@@ -633,7 +639,7 @@ std::vector<FetchResponse> Fetcher::fetch(std::span<const FetchRequest> requests
         } else if (rc != CURLE_OK && t.abort != Transfer::Abort::ErrorBody) {
             again = retryable(rc);
             r.reason = redact_text(t.errbuf[0] != '\0' ? t.errbuf : curl_easy_strerror(rc), t.secrets);
-        } else if (status == 200 && rc == CURLE_OK) {
+        } else if (status == 200 && rc == CURLE_OK && t.status == 200) {
             r = finish_body(t.body, std::move(r));
         } else if (status == 304 && (t.req.if_none_match || t.req.if_modified_since)) {
             r.outcome = FetchOutcome::NotModified;

@@ -276,6 +276,39 @@ TEST(Fetch, content_length_shorter_than_body_delivers_only_the_announced_bytes) 
     EXPECT_NE(r.sha256, sha256_bytes(body));
 }
 
+TEST(Fetch, connections_reused_across_transfers_and_calls) {
+    Deadline d(20);
+    FaultServer server;
+    for (int i = 0; i < 5; ++i) server.route("/p" + std::to_string(i), Route{.body = pattern(1000, i)});
+    TransportOptions o = quick();
+    o.parallel = 1;
+    Fetcher f(o);
+    std::vector<std::unique_ptr<Sink>> sinks;
+    std::vector<FetchRequest> reqs;
+    for (int i = 0; i < 5; ++i) {
+        sinks.push_back(std::make_unique<Sink>());
+        reqs.push_back({.url = server.url("/p" + std::to_string(i)), .sink_fd = sinks.back()->fd(), .max_bytes = 1000});
+    }
+    for (const auto& r : f.fetch(reqs)) EXPECT_EQ(r.outcome, FetchOutcome::Ok) << r.reason;
+    for (const auto& r : f.fetch(reqs)) EXPECT_EQ(r.outcome, FetchOutcome::Ok) << r.reason;
+    EXPECT_EQ(server.requests().size(), 10u);
+    EXPECT_EQ(server.connections(), 1u);
+}
+
+TEST(Fetch, proxy_servers_used_by_scheme) {
+    Deadline d(20);
+    FaultServer proxy;
+    // A proxy sees the absolute URL as the request target.
+    proxy.route("http://channel.invalid/main/x", Route{.body = "via proxy"});
+    TransportOptions o = quick();
+    o.proxies = {{"http", proxy.origin()}};
+    Sink sink;
+    const auto r = fetch_one(o, {.url = "http://channel.invalid/main/x", .sink_fd = sink.fd(), .max_bytes = 100});
+    EXPECT_EQ(r.outcome, FetchOutcome::Ok) << r.reason;
+    EXPECT_EQ(sink.contents(), "via proxy");
+    EXPECT_EQ(proxy.hits("http://channel.invalid/main/x"), 1u);
+}
+
 // ------------------------------------------------------ redirects (A26)
 
 TEST(Fetch, redirect_followed_within_origin) {
@@ -350,6 +383,17 @@ TEST(Fetch, A26_credentials_never_over_http) {
         EXPECT_EQ(r.attempts, 0u);
     }
     EXPECT_TRUE(server.requests().empty());  // nothing, not even a connection's request
+
+    // Nor through a redirect that adds them.
+    server.route("/hop", Route{.status = 302, .location = "http://alice:s3cret@127.0.0.1:" + port + "/main/x"});
+    Sink e;
+    const auto hop = fetch_one(quick(), {.url = server.url("/hop"), .sink_fd = e.fd(), .max_bytes = 10});
+    EXPECT_EQ(hop.outcome, FetchOutcome::Failed);
+    EXPECT_NE(hop.reason.find("redirect to plain http with credentials in the URL refused"), std::string::npos)
+        << hop.reason;
+    EXPECT_EQ(hop.reason.find("s3cret"), std::string::npos) << hop.reason;
+    EXPECT_EQ(server.hits("/main/x"), 0u);
+    for (const auto& logged : server.requests()) EXPECT_FALSE(logged.has_header("authorization"));
 }
 
 TEST(Fetch, A26_token_redacted_in_reason) {

@@ -134,6 +134,11 @@ std::size_t FaultServer::hits(std::string_view path) const {
     return n;
 }
 
+std::size_t FaultServer::connections() const {
+    std::lock_guard lock(mu_);
+    return accepted_;
+}
+
 void FaultServer::respond(Conn& c, const LoggedRequest& req) {
     Route r;
     unsigned nth = 0;
@@ -241,7 +246,11 @@ void FaultServer::serve() {
         if (fds[0].revents != 0) break;
         if ((fds[1].revents & POLLIN) != 0 && conns.size() < kMaxConnections) {
             const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) conns.push_back(std::make_unique<Conn>(Conn{.fd = fd}));
+            if (fd >= 0) {
+                conns.push_back(std::make_unique<Conn>(Conn{.fd = fd}));
+                std::lock_guard lock(mu_);
+                ++accepted_;
+            }
         }
         // Walk backwards so a dropped connection does not shift the rest;
         // fds[i + 2] is conns[i] for the connections present before accept.

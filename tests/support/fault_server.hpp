@@ -71,6 +71,8 @@ public:
     std::string url(std::string_view path) const { return origin() + std::string(path); }
     std::vector<LoggedRequest> requests() const;
     std::size_t hits(std::string_view path) const;
+    // TCP connections accepted so far.
+    std::size_t connections() const;
 
 private:
     struct Conn;
@@ -84,6 +86,7 @@ private:
     std::map<std::string, Route> routes_;
     std::map<std::string, unsigned> served_;
     std::vector<LoggedRequest> log_;
+    std::size_t accepted_ = 0;
     std::thread thread_;
 };
 
