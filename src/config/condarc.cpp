@@ -1,6 +1,6 @@
 #include <condaguard/config/condarc.hpp>
 
-#include <condaguard/config/url.hpp>
+#include <condaguard/sys/url.hpp>
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/text.hpp>
 

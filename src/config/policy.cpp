@@ -1,6 +1,6 @@
 #include <condaguard/config/policy.hpp>
 
-#include <condaguard/config/url.hpp>
+#include <condaguard/sys/url.hpp>
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/secure_dir.hpp>
 #include <condaguard/sys/text.hpp>

@@ -44,23 +44,6 @@ std::string lower(std::string s) {
     return s;
 }
 
-// Every /t/TOKEN in `s` becomes /t/<TOKEN>.
-std::string mask_tokens(std::string_view s) {
-    std::string out;
-    std::size_t pos = 0;
-    for (;;) {
-        const std::size_t t = s.find("/t/", pos);
-        if (t == std::string_view::npos) break;
-        out.append(s.substr(pos, t + 3 - pos));
-        std::size_t end = t + 3;
-        while (end < s.size() && is_token_char(s[end])) ++end;
-        if (end > t + 3) out += "<TOKEN>";
-        pos = end;
-    }
-    out.append(s.substr(pos));
-    return out;
-}
-
 // One line of plain text: control bytes become spaces.
 std::string one_line(std::string s) {
     for (char& c : s)
@@ -457,37 +440,6 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) noe
 }
 
 }  // namespace
-
-std::string redact_url(std::string_view url) {
-    std::string out;
-    std::string_view rest = url;
-    const std::size_t sep = url.find("://");
-    if (sep != std::string_view::npos && sep > 0 &&
-        std::all_of(url.begin(), url.begin() + static_cast<std::ptrdiff_t>(sep), is_scheme_char)) {
-        out.append(url.substr(0, sep + 3));
-        rest = url.substr(sep + 3);
-        const std::size_t auth_end = rest.find_first_of("/?#");
-        std::string_view authority = rest.substr(0, auth_end);
-        if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos)
-            authority.remove_prefix(at + 1);
-        out.append(authority);
-        rest = auth_end == std::string_view::npos ? std::string_view{} : rest.substr(auth_end);
-    }
-    if (const std::size_t q = rest.find_first_of("?#"); q != std::string_view::npos) rest = rest.substr(0, q);
-    out += mask_tokens(rest);
-    return one_line(std::move(out));
-}
-
-bool url_has_credentials(std::string_view url) {
-    const std::size_t sep = url.find("://");
-    std::string_view rest = sep == std::string_view::npos ? url : url.substr(sep + 3);
-    const std::size_t auth_end = rest.find_first_of("/?#");
-    if (rest.substr(0, auth_end).find('@') != std::string_view::npos) return true;
-    if (auth_end == std::string_view::npos) return false;
-    std::string_view path = rest.substr(auth_end);
-    path = path.substr(0, path.find_first_of("?#"));
-    return path.find("/t/") != std::string_view::npos;
-}
 
 struct Fetcher::Impl {
     TransportOptions opt;

@@ -7,6 +7,7 @@
 // never appear in a reason.
 #pragma once
 
+#include <condaguard/sys/url.hpp>
 #include <condaguard/trust/digest.hpp>
 
 #include <chrono>
@@ -123,14 +124,5 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
-
-// The URL fit for a message: "user:pass@" dropped, /t/TOKEN/ shown as
-// /t/<TOKEN>/, the query and fragment dropped (conda's mask_anaconda_token
-// and remove_auth, plus queries: spec §7.3).
-std::string redact_url(std::string_view url);
-
-// True when the URL carries credentials: user or password, or a /t/TOKEN
-// segment (conda's token regex /t/([a-zA-Z0-9-]*)).
-bool url_has_credentials(std::string_view url);
 
 }  // namespace condaguard

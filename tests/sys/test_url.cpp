@@ -1,5 +1,5 @@
 // URLs: parts, credentials, redaction, prefixes.
-#include <condaguard/config/url.hpp>
+#include <condaguard/sys/url.hpp>
 
 #include <gtest/gtest.h>
 
@@ -44,4 +44,17 @@ TEST(Url, PrefixOnSegmentBoundaries) {
     EXPECT_FALSE(url_has_prefix("https://a.example.evil/chan", "https://a.example"));
     EXPECT_FALSE(url_has_prefix("http://a.example/chan", "https://a.example"));
     EXPECT_FALSE(url_has_prefix("conda-forge", "https://a.example"));
+}
+
+TEST(Url, A26_every_form_redacted) {
+    EXPECT_EQ(redact_url("https://u:p@h.example:8443/t/tk-1/conda-forge/linux-64/x.conda?sig=1#f"),
+              "https://h.example:8443/t/<TOKEN>/conda-forge/linux-64/x.conda");
+    EXPECT_EQ(redact_url("https://conda.anaconda.org/conda-forge"), "https://conda.anaconda.org/conda-forge");
+    EXPECT_EQ(redact_url("http://a@b@host/"), "http://host/");
+    EXPECT_EQ(redact_url("file:///srv/t/abc/x"), "file:///srv/t/<TOKEN>/x");
+    EXPECT_EQ(redact_url("https://h/p\nq"), "https://h/p q");
+    EXPECT_TRUE(url_has_credentials("https://h/t/abc/c"));
+    EXPECT_TRUE(url_has_credentials("https://user@h/c"));
+    EXPECT_FALSE(url_has_credentials("https://h/c?x=/t/a"));
+    EXPECT_FALSE(url_has_credentials("https://h/conda-forge/linux-64/x.conda"));
 }

@@ -29,9 +29,19 @@ struct Url {
 // empty host and are accepted).
 std::optional<Url> parse_url(std::string_view s);
 
-// `url` fit for a message or a log: "/t/TOKEN" becomes "/t/<TOKEN>",
-// "user:pass@" is removed, and a query string or fragment is dropped.
+// `url` fit for a message or a log, one line: every "/t/TOKEN" becomes
+// "/t/<TOKEN>", "user:pass@" is removed, a query string or fragment is
+// dropped, and control bytes become spaces (conda's mask_anaconda_token and
+// remove_auth, plus queries: conda-formats §7.3). The one redaction: every
+// URL printed, logged or written anywhere goes through it.
 std::string redact_url(std::string_view url);
+
+// True when the URL carries credentials: user or password, or a /t/TOKEN
+// segment (conda's token regex /t/([a-zA-Z0-9-]*)).
+bool url_has_credentials(std::string_view url);
+
+// Every "/t/TOKEN" in free text becomes "/t/<TOKEN>".
+std::string mask_tokens(std::string_view text);
 
 // Whether `url` is `prefix` or lies under it on a path-segment boundary
 // (https://a.example/chan is under https://a.example, not under

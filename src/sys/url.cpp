@@ -1,4 +1,4 @@
-#include <condaguard/config/url.hpp>
+#include <condaguard/sys/url.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -69,16 +69,52 @@ std::optional<Url> parse_url(std::string_view s) {
     return u;
 }
 
-std::string redact_url(std::string_view url) {
-    std::string s(url.substr(0, std::min({url.find('?'), url.find('#'), url.size()})));
-    if (const std::size_t sep = s.find("://"); sep != std::string::npos) {
-        const std::size_t start = sep + 3;
-        const std::size_t end = std::min(s.find('/', start), s.size());
-        const std::size_t at = s.rfind('@', end == 0 ? 0 : end - 1);
-        if (at != std::string::npos && at >= start && at < end) s.erase(start, at + 1 - start);
+std::string mask_tokens(std::string_view s) {
+    std::string out;
+    std::size_t pos = 0;
+    for (;;) {
+        const std::size_t t = s.find("/t/", pos);
+        if (t == std::string_view::npos) break;
+        out.append(s.substr(pos, t + 3 - pos));
+        std::size_t end = t + 3;
+        while (end < s.size() && is_token_char(s[end])) ++end;
+        if (end > t + 3) out += "<TOKEN>";
+        pos = end;
     }
-    if (auto t = find_token(s); t && t->second > 0) s.replace(t->first + 3, t->second, "<TOKEN>");
-    return s;
+    out.append(s.substr(pos));
+    return out;
+}
+
+std::string redact_url(std::string_view url) {
+    std::string out;
+    std::string_view rest = url;
+    const std::size_t sep = url.find("://");
+    if (sep != std::string_view::npos && valid_scheme(url.substr(0, sep))) {
+        out.append(url.substr(0, sep + 3));
+        rest = url.substr(sep + 3);
+        const std::size_t auth_end = rest.find_first_of("/?#");
+        std::string_view authority = rest.substr(0, auth_end);
+        if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+        out.append(authority);
+        rest = auth_end == std::string_view::npos ? std::string_view{} : rest.substr(auth_end);
+    }
+    if (const std::size_t q = rest.find_first_of("?#"); q != std::string_view::npos) rest = rest.substr(0, q);
+    out += mask_tokens(rest);
+    // One line: control bytes become spaces.
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    return out;
+}
+
+bool url_has_credentials(std::string_view url) {
+    const std::size_t sep = url.find("://");
+    std::string_view rest = sep == std::string_view::npos ? url : url.substr(sep + 3);
+    const std::size_t auth_end = rest.find_first_of("/?#");
+    if (rest.substr(0, auth_end).find('@') != std::string_view::npos) return true;
+    if (auth_end == std::string_view::npos) return false;
+    std::string_view path = rest.substr(auth_end);
+    path = path.substr(0, path.find_first_of("?#"));
+    return path.find("/t/") != std::string_view::npos;
 }
 
 bool url_has_prefix(std::string_view url, std::string_view prefix) {
