@@ -13,10 +13,14 @@
 #include <algorithm>
 #include <bit>
 #include <atomic>
+#include <array>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <sys/stat.h>
@@ -30,13 +34,15 @@ namespace stdfs = std::filesystem;
 namespace od = simdjson::ondemand;
 
 // The index's own private copy (never a mapping of a file others may
-// change), the parser whose string buffer holds the strings that had escapes,
-// the records (views into those two) and the info object.
+// change), the records (views into it, or into `unescaped`) and the info object.
 struct IndexData {
     simdjson::padded_string bytes;
-    od::parser parser;
     std::vector<IndexRecord> records;
     nlohmann::json info;
+    // The strings that had escapes, unescaped: one list per parsing thread
+    // (a deque never moves what it holds, so views into it stay valid).
+    std::deque<std::deque<std::string>> unescaped;
+    std::size_t segments = 0;  // see VerifiedIndex::parse_segments
 };
 
 std::vector<Result> ChannelReport::all() const {
@@ -52,6 +58,8 @@ std::span<const IndexRecord> VerifiedIndex::records() const {
     return data ? std::span<const IndexRecord>(data->records) : std::span<const IndexRecord>();
 }
 
+std::size_t VerifiedIndex::parse_segments() const { return data ? data->segments : 0; }
+
 namespace {
 
 [[noreturn]] void malformed(const std::string& why) { throw VerdictError(Verdict::Invalid, "signed index: " + why); }
@@ -60,31 +68,36 @@ void check(simdjson::error_code e) {
     if (e != simdjson::SUCCESS) malformed(fmt::format("not valid JSON: {}", simdjson::error_message(e)));
 }
 
+bool is_json_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
 // ---- parsing: one walk over simdjson's On-Demand iterator, explicit stack --
 
 // simdjson's On-Demand front end: stage 1 (SIMD, chosen at run time) finds
-// every structural character of the document, then the walk below pulls the
+// every structural character of the text, then the walk below pulls the
 // tokens in order; no tape is built. A string without a backslash is used as
 // a view into the document itself; only strings with escapes are unescaped
-// (into the parser's buffer, which lives as long as the parser), which also
-// checks their escapes. Stage 1 has already checked UTF-8, unescaped control
-// characters and string ends for the whole document; every scalar is parsed
-// (numbers, true, false, null), so a malformed value anywhere is refused as
-// the DOM parser would refuse it.
+// (which also checks their escapes) and those a record keeps are copied.
+// Stage 1 has already checked UTF-8, unescaped control characters and string
+// ends for the whole text; every scalar is parsed (numbers, true, false,
+// null), so a malformed value anywhere is refused as the DOM parser would
+// refuse it.
+//
+// A large index is walked in segments (see SegmentedParse below); a walk
+// covers one segment, or the whole document.
 
 // Where a container sits, for the records it may hold.
 enum class Role : unsigned char { Other, Top, Packages, Record };
 
 // The text between the quotes of a string starting right after its opening
-// quote, as a view into the document, when it holds no escape. Stage 1 has
-// checked that every string ends inside the document; the scan reads 8 bytes
-// at a time (a padded_string has SIMDJSON_PADDING bytes after the end) and
-// never starts a word past the document's end.
-std::optional<std::string_view> plain_string(const char* after_quote, const char* doc_end) {
+// quote, as a view into the text, when it holds no escape. Stage 1 has
+// checked that every string ends inside the text; the scan reads 8 bytes at a
+// time (the text has SIMDJSON_PADDING bytes after its end) and never starts
+// a word past the text's end.
+std::optional<std::string_view> plain_string(const char* after_quote, const char* text_end) {
     constexpr std::uint64_t low7 = 0x7f7f7f7f7f7f7f7f, ones = 0x0101010101010101;
     // The high bit of each byte of `x` that is zero, and of no other byte.
     auto zero_bytes = [](std::uint64_t x) { return ~(((x & low7) + low7) | x | low7); };
-    for (const char* p = after_quote; p < doc_end; p += 8) {
+    for (const char* p = after_quote; p < text_end; p += 8) {
         std::uint64_t w;
         std::memcpy(&w, p, 8);
         const std::uint64_t m = zero_bytes(w ^ (ones * '"')) | zero_bytes(w ^ (ones * '\\'));
@@ -98,9 +111,116 @@ std::optional<std::string_view> plain_string(const char* after_quote, const char
 }
 
 // Duplicate keys: a DuplicateKeyFinder (sys/json.hpp) over views of the
-// keys (into the document, or the parser's buffer for keys with escapes,
-// both alive for the whole walk). Only objects are opened in it.
+// keys (into the text, or the parser's buffer for keys with escapes, both
+// alive for the whole walk).
 using KeyFinder = DuplicateKeyFinder<std::hash<std::string_view>, ViewedKeys>;
+
+// Whether `keys` are in strictly increasing order (as conda's indexers
+// write them): then no key is there twice.
+bool increasing(const std::vector<std::string_view>& keys) {
+    return std::adjacent_find(keys.begin(), keys.end(), [](auto a, auto b) { return !(a < b); }) == keys.end();
+}
+
+// Keys that outlive their walk (views into the document or `unescaped`),
+// checked together; throws JsonError DuplicateKey.
+void check_unique(const std::vector<std::string_view>& keys) {
+    if (increasing(keys)) return;
+    KeyFinder finder;
+    finder.open();
+    for (const auto& k : keys) finder.key(k);
+    finder.close();
+}
+
+// A key with its hash, ordered by (hash, text): equal keys sort side by side
+// whatever the hashes are (colliding ones are ordered as text).
+struct HashedKey {
+    std::uint64_t hash;
+    std::string_view key;
+};
+bool hashed_less(const HashedKey& a, const HashedKey& b) { return a.hash != b.hash ? a.hash < b.hash : a.key < b.key; }
+bool hashed_equal(const HashedKey& a, const HashedKey& b) { return a.hash == b.hash && a.key == b.key; }
+
+// The keys of one packages object in one segment, when the object spans
+// segments: checked with its other pieces once all are walked.
+struct KeyPiece {
+    std::vector<std::string_view> keys;
+    bool increasing = true;
+    std::vector<HashedKey> hashed;  // sorted; made when the keys are not increasing, or on demand
+
+    void prepare() {
+        increasing = condaguard::increasing(keys);
+        if (!increasing) make_hashed();
+    }
+    void make_hashed() {
+        if (!hashed.empty() || keys.empty()) return;
+        hashed.reserve(keys.size());
+        for (const auto& k : keys) hashed.push_back(HashedKey{std::hash<std::string_view>{}(k), k});
+        std::sort(hashed.begin(), hashed.end(), hashed_less);
+    }
+};
+
+// The pieces of one packages object, in document order, hold no key twice;
+// throws JsonError DuplicateKey. Increasing throughout: nothing more to do;
+// else each piece's sorted (hash, key) list is merged with the others.
+void check_unique(std::span<KeyPiece* const> pieces) {
+    bool sorted = true;
+    const std::string_view* last = nullptr;
+    for (const KeyPiece* p : pieces) {
+        if (!p->increasing || (last != nullptr && !p->keys.empty() && !(*last < p->keys.front()))) {
+            sorted = false;
+            break;
+        }
+        if (!p->keys.empty()) last = &p->keys.back();
+    }
+    if (sorted) return;
+    using Cursor = std::pair<const HashedKey*, const HashedKey*>;  // next, end
+    auto later = [](const Cursor& a, const Cursor& b) { return hashed_less(*b.first, *a.first); };
+    std::vector<Cursor> heap;
+    for (KeyPiece* p : pieces) {
+        p->make_hashed();
+        if (!p->hashed.empty()) heap.emplace_back(p->hashed.data(), p->hashed.data() + p->hashed.size());
+    }
+    std::make_heap(heap.begin(), heap.end(), later);
+    const HashedKey* prev = nullptr;
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), later);
+        Cursor& c = heap.back();
+        if (prev != nullptr && hashed_equal(*prev, *c.first))
+            throw JsonError(JsonError::Kind::DuplicateKey, duplicate_key_message(c.first->key));
+        prev = c.first;
+        if (++c.first == c.second) heap.pop_back();
+        else std::push_heap(heap.begin(), heap.end(), later);
+    }
+}
+
+// Where a segment of the document starts or ends: at the document's start
+// or end, between two members of the top-level object, or between two
+// records of a packages object.
+enum class Edge : unsigned char { Document, Top, Packages };
+
+// What one walk parses: `size` bytes of the document, from `doc_at` on, as
+// found in `json` from `content` on. A segment that starts at Edge::Top is
+// preceded in `json` by `{`, at Edge::Packages by `{"":{` (its first
+// top-level member stands in for the "packages" or "packages.conda" object it
+// continues); one that ends at Edge::Top is followed by `}`, at
+// Edge::Packages by `}}` (closing that object and the top level).
+struct WalkText {
+    simdjson::padded_string_view json;
+    const char* content = nullptr;
+    const char* doc_at = nullptr;
+    std::size_t size = 0;
+    Edge start = Edge::Document;
+    Edge end = Edge::Document;
+};
+
+// What the walk of a segment leaves for the checks across segments (keys
+// are views into the document or the unescaped copies).
+struct SegmentKeys {
+    std::vector<std::string_view> top;   // of the top-level object, but the stand-in
+    KeyPiece head;                       // of the continued object, when it ends in this segment
+    KeyPiece tail;                       // of the object open where this segment is cut
+    bool head_is_tail = false;           // the continued object is still open at the cut
+};
 
 // One open object or array. Its iterator is advanced only once the value it
 // handed out (and everything nested in it) has been walked, as On-Demand
@@ -108,26 +228,37 @@ using KeyFinder = DuplicateKeyFinder<std::hash<std::string_view>, ViewedKeys>;
 struct Frame {
     bool is_object = false;
     bool started = false;           // an element was handed out: advance before the next
+    bool own_keys = false;          // keys checked across segments, not by the finder
+    bool head = false;              // the object a continued segment starts inside
     Role role = Role::Other;
     od::object_iterator oit, oend;
     od::array_iterator ait, aend;
     std::string_view under;         // the key this container is the value of (for messages)
     std::size_t record = 0;         // Role::Record: index into the records
+    const char* open_at = nullptr;  // Role::Record: its '{'
     nlohmann::json* copy = nullptr; // inside "info": where this container's copy is built
 };
 
 class Walker {
 public:
-    Walker(std::vector<IndexRecord>& records, nlohmann::json& info, const char* doc_end)
-        : records_(records), info_(info), doc_end_(doc_end) {
+    Walker(const WalkText& text, std::vector<IndexRecord>& records, std::deque<std::string>& unescaped)
+        : text_(text), segmented_(text.start != Edge::Document || text.end != Edge::Document), records_(records),
+          unescaped_(unescaped), text_end_(text.json.data() + text.json.size()),
+          stand_in_pending_(text.start == Edge::Packages) {
         stack_.reserve(max_json_depth);
     }
 
-    // Checks the whole document (every scalar parsed, nesting at most
-    // max_json_depth, no object holding a key twice, compared unescaped),
-    // collects the records of "packages" and "packages.conda", and copies
-    // "info" into nlohmann's form.
+    nlohmann::json info;
+    bool saw_info = false;
+    SegmentKeys keys_out;  // segments only
+
+    // Checks the whole text (every scalar parsed, nesting at most
+    // max_json_depth, no object holding a key twice, compared unescaped;
+    // in a segment, the keys of the top level and of the packages objects
+    // are left in keys_out instead), collects the records of "packages" and
+    // "packages.conda", and copies "info" into nlohmann's form.
     void walk(od::document& doc, const std::atomic<bool>& cancelled) {
+        doc_ = &doc;
         od::json_type t{};
         check(doc.type().get(t));
         if (t != od::json_type::object) malformed("the document is not a JSON object");
@@ -140,19 +271,20 @@ public:
                 if (f.started) ++f.oit;
                 f.started = true;
                 if (!(f.oit != f.oend)) {
-                    unique([&] { keys_.close(); });  // before the pop: where() names this object
-                    stack_.pop_back();
+                    close_object();
                     continue;
                 }
                 od::field kv;
                 check((*f.oit).get(kv));
                 const std::string_view key = key_of(kv);
-                unique([&] { keys_.key(key); });
+                if (!f.own_keys) unique([&] { keys_.key(key); });
+                else if (f.role == Role::Top && !stand_in_pending_) keys_out.top.push_back(keep(key));
                 field(f, key, kv.value(), cancelled);  // may push: `f` is not used after this
             } else {
                 if (f.started) ++f.ait;
                 f.started = true;
                 if (!(f.ait != f.aend)) {
+                    last_closed_ = Role::Other;
                     stack_.pop_back();
                     continue;
                 }
@@ -167,7 +299,7 @@ public:
         const char* rest = nullptr;
         if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS)
             malformed("not valid JSON: more after the top-level object");
-        if (!saw_info_) malformed("info is not a JSON object");
+        if (!segmented_ && !saw_info) malformed("info is not a JSON object");
     }
 
 private:
@@ -181,15 +313,30 @@ private:
         return w.empty() ? "the top level" : w;
     }
 
+    // `s` as a view that outlives the walk: into the document when it is
+    // part of the text, else a copy (a string that had escapes).
+    std::string_view keep(std::string_view s) {
+        if (auto in_doc = in_document(s)) return *in_doc;
+        return unescaped_.emplace_back(s);
+    }
+    // The same bytes in the document, when `s` is part of the text's content.
+    std::optional<std::string_view> in_document(std::string_view s) const {
+        const auto at = reinterpret_cast<std::uintptr_t>(s.data());
+        const auto from = reinterpret_cast<std::uintptr_t>(text_.content);
+        if (at >= from && at - from <= text_.size && s.size() <= text_.size - (at - from))
+            return std::string_view(text_.doc_at + (at - from), s.size());
+        return std::nullopt;
+    }
+
     std::string_view key_of(od::field& kv) {
-        if (auto plain = plain_string(kv.key().raw(), doc_end_)) return *plain;
+        if (auto plain = plain_string(kv.key().raw(), text_end_)) return *plain;
         std::string_view k;
         check(kv.unescaped_key().get(k));
         return k;
     }
 
     std::string_view string_of(od::value& v) {
-        if (auto plain = plain_string(v.raw_json_token().data() + 1, doc_end_)) return *plain;
+        if (auto plain = plain_string(v.raw_json_token().data() + 1, text_end_)) return *plain;
         std::string_view s;
         check(v.get_string().get(s));
         return s;
@@ -206,9 +353,78 @@ private:
         }
     }
 
+    void close_object() {
+        const Frame& f = stack_.back();
+        if (f.role == Role::Record) finish_record(f);
+        if (!f.own_keys) unique([&] { keys_.close(); });
+        else if (f.role == Role::Packages) packages_closed(f.head);
+        else top_closed();
+        last_closed_ = f.role;
+        stack_.pop_back();
+    }
+
+    // The record's text: from its '{' to the '}' just consumed (On-Demand
+    // now stands on the token after it, with only white space between).
+    void finish_record(const Frame& f) {
+        const char* next = nullptr;
+        check(doc_->current_location().get(next));
+        const char* end = next;
+        while (end > f.open_at && is_json_space(end[-1])) --end;
+        if (end - f.open_at < 2 || *f.open_at != '{' || end[-1] != '}')
+            malformed(fmt::format("{}: cannot delimit the record", records_[f.record].fn));
+        const auto raw = in_document(std::string_view(f.open_at, static_cast<std::size_t>(end - f.open_at)));
+        if (!raw) malformed(fmt::format("{}: cannot delimit the record", records_[f.record].fn));
+        records_[f.record].raw = *raw;
+    }
+
+    // ---- a segment's top level and packages objects: their keys are kept,
+    // and checked across segments unless the object starts and ends here.
+
+    void packages_opened() {
+        settle();
+        piece_.clear();
+    }
+    void packages_closed(bool head) {
+        settle();
+        closed_ = std::move(piece_);
+        piece_ = {};
+        closed_head_ = head;
+        have_closed_ = true;
+    }
+    // The packages object closed before was closed by the document's own bytes.
+    void settle() {
+        if (!have_closed_) return;
+        have_closed_ = false;
+        if (closed_head_) keys_out.head.keys = std::move(closed_);
+        else unique([&] { check_unique(closed_); });
+    }
+    void top_closed() {
+        // A segment that ends at Edge::Top: the added '}' closed the top
+        // level (it is the last token), so its bytes ended between two
+        // members of it.
+        if (text_.end != Edge::Packages) {
+            settle();
+            return;
+        }
+        // The last byte closed the top level and the one before it (the
+        // only tokens after the segment's own bytes) a packages object: the
+        // segment ends between two records of that object, as its cut
+        // assumed; anything else is refused here and walked whole instead.
+        if (last_closed_ != Role::Packages || !have_closed_) malformed("a segment does not end inside packages");
+        have_closed_ = false;
+        keys_out.head_is_tail = closed_head_;
+        keys_out.tail.keys = std::move(closed_);
+    }
+
     void field(Frame& f, std::string_view key, od::value v, const std::atomic<bool>& cancelled) {
         switch (f.role) {
         case Role::Top:
+            if (stand_in_pending_) {
+                stand_in_pending_ = false;
+                push_object(object_of(v, "", "packages"), Role::Packages, "packages", nullptr);
+                stack_.back().head = true;
+                return;
+            }
             if (key == "packages" || key == "packages.conda") {
                 push_object(object_of(v, "", key), Role::Packages, key, nullptr);
                 return;
@@ -217,19 +433,23 @@ private:
                 od::json_type t{};
                 check(v.type().get(t));
                 if (t != od::json_type::object) malformed("info is not a JSON object");
-                saw_info_ = true;
-                info_ = nlohmann::json::object();
-                push_object(object_of(v, "", key), Role::Other, key, &info_);
+                saw_info = true;
+                info = nlohmann::json::object();
+                push_object(object_of(v, "", key), Role::Other, key, &info);
                 return;
             }
             break;
         case Role::Packages: {
+            const char* open_at = v.raw_json_token().data();
             const od::object rec = object_of(v, f.under, key);
             if (cancelled.load(std::memory_order_relaxed)) throw std::runtime_error("cancelled");
             const std::size_t i = records_.size();
-            records_.push_back(IndexRecord{.fn = key});
+            const std::string_view fn = keep(key);
+            if (f.own_keys) piece_.push_back(fn);
+            records_.push_back(IndexRecord{.fn = fn});
             push_object(rec, Role::Record, key, nullptr);
             stack_.back().record = i;
+            stack_.back().open_at = open_at;
             return;
         }
         case Role::Record:
@@ -266,13 +486,19 @@ private:
                 malformed(fmt::format("{}/size is not a non-negative integer", r.fn));
             r.has_size = true;
             return true;
+        } else if (key == "timestamp") {
+            // Kept when a non-negative integer; any other value is walked
+            // (and so checked) as any value. A failed get_uint64 consumes nothing.
+            if (v.get_uint64().get(r.timestamp) != simdjson::SUCCESS) return false;
+            r.has_timestamp = true;
+            return true;
         } else {
             return false;
         }
         od::json_type t{};
         check(v.type().get(t));
         if (t != od::json_type::string) malformed(fmt::format("{}/{} is not a string", r.fn, key));
-        *to = string_of(v);
+        *to = keep(string_of(v));
         return true;
     }
 
@@ -338,7 +564,9 @@ private:
         f.role = role;
         f.under = under;
         f.copy = copy;
-        keys_.open();
+        f.own_keys = segmented_ && (role == Role::Top || role == Role::Packages);
+        if (!f.own_keys) keys_.open();
+        if (f.own_keys && role == Role::Packages) packages_opened();
         check(o.begin().get(f.oit));
         check(o.end().get(f.oend));
     }
@@ -352,28 +580,303 @@ private:
         check(a.end().get(f.aend));
     }
 
+    const WalkText& text_;
+    const bool segmented_;
     std::vector<IndexRecord>& records_;
-    nlohmann::json& info_;
-    const char* doc_end_;
-    bool saw_info_ = false;
+    std::deque<std::string>& unescaped_;
+    const char* text_end_;
+    od::document* doc_ = nullptr;
+    bool stand_in_pending_;  // a continued segment's first member is still to come
     std::vector<Frame> stack_;
     KeyFinder keys_;
+    Role last_closed_ = Role::Other;
+    std::vector<std::string_view> piece_;   // keys of the open packages object (segments)
+    std::vector<std::string_view> closed_;  // of the one closed last, not settled yet
+    bool closed_head_ = false;
+    bool have_closed_ = false;
 };
 
-// Parses the whole index into `data`: any JSON error, a depth past the cap,
-// a repeated key anywhere, or a record of the wrong shape is INVALID.
-void parse_index(IndexData& data, const std::atomic<bool>& cancelled) {
-    // simdjson counts the document itself as a level and asserts (in debug
-    // builds; in release it would index past its arrays) that no iterator
-    // goes as deep as its max_depth: give it room, the walk enforces ours.
-    check(data.parser.allocate(data.bytes.size(), max_json_depth + 2));
+// simdjson counts the document itself as a level and asserts (in debug
+// builds; in release it would index past its arrays) that no iterator goes as
+// deep as its max_depth: give it room, the walk enforces ours.
+constexpr std::size_t simdjson_depth = max_json_depth + 2;
+
+// Parses the whole index into `data` in one walk: any JSON error, a depth
+// past the cap, a repeated key anywhere, or a record of the wrong shape is
+// INVALID, with a reason naming where.
+void parse_whole(IndexData& data) {
+    od::parser parser;
+    check(parser.allocate(data.bytes.size(), simdjson_depth));
     od::document doc;
-    check(data.parser.iterate(data.bytes).get(doc));
+    check(parser.iterate(data.bytes).get(doc));
+    data.records.clear();
     // A record takes well over 100 bytes of JSON: reserve once (pages
     // not written are never touched) instead of regrowing and copying.
     data.records.reserve(data.bytes.size() / 100 + 16);
-    Walker(data.records, data.info, data.bytes.data() + data.bytes.size()).walk(doc, cancelled);
+    const WalkText text{.json = simdjson::padded_string_view(data.bytes.data(), data.bytes.size(),
+                                                             data.bytes.size() + simdjson::SIMDJSON_PADDING),
+                        .content = data.bytes.data(),
+                        .doc_at = data.bytes.data(),
+                        .size = data.bytes.size()};
+    const std::atomic<bool> never{false};
+    Walker w(text, data.records, data.unescaped.emplace_back());
+    w.walk(doc, never);
+    data.info = std::move(w.info);
+    data.segments = 1;
 }
+
+constexpr std::size_t done_flag = ~std::size_t{0};  // the reader stopped early (error)
+
+// The parse of a large index in segments, on several threads, each segment
+// as soon as its bytes have been read (while the hash runs on the caller's
+// thread). A segment is cut right after a '}' that is followed by white
+// space, one ',', white space and a '"': where one record of a packages
+// object ends and the next key starts, or one member of the top level and the
+// next. That place is only a guess (the same bytes may sit inside a string,
+// or end an object nested in a record); it is proven by the walks:
+//  - segment 0 starts at the document's start and the last one runs to its
+//    end; each segment is walked with its edges written around its bytes
+//    (WalkText: `{"":{` or `{` before, `}}` or `}` after), trying the edges
+//    it may have until one walk succeeds.
+//  - the added closers can only close what is open where the bytes end, so
+//    a walk ending at Edge::Packages succeeds only when the bytes ended
+//    between two members of a packages object at depth two (the walk checks
+//    that its last two '}' closed a packages object, then the top level), and
+//    one ending at Edge::Top only when they ended between two members of the
+//    top level. The bytes between two segments are `,` and white space.
+//  - segments are handed over in document order, and one whose walk started
+//    from another edge than the one before it ended at is walked again from
+//    that edge. By induction from the document's start every segment is
+//    walked in the state the whole document's walk would be in there, so it
+//    sees the same tokens, depths, values and records.
+//  - what no single walk sees is checked once all are done: the keys of the
+//    top level, and of each packages object that spans segments, are each
+//    unique over all their segments (compared unescaped), and "info" is
+//    there. Every object within one segment is checked in its walk.
+// When any of this fails (no edges fit a segment, or a document that is not
+// a valid index) the document is walked again whole (parse_whole), which
+// gives the verdict and the reason: segments only ever make a valid index
+// faster to accept, never a document acceptable that the whole walk
+// refuses. At worst a document costs a few walks of two segments and one
+// whole walk.
+class SegmentedParse {
+public:
+    SegmentedParse(IndexData& data, std::size_t segment_bytes, const std::atomic<std::size_t>& ready,
+                   const std::atomic<bool>& cancelled)
+        : data_(data), doc_(data.bytes.data()), size_(data.bytes.size()),
+          segment_bytes_(std::max<std::size_t>(segment_bytes, 1)), ready_(ready), cancelled_(cancelled) {}
+
+    // One parsing thread: claims the next segment, walks it, and hands its
+    // records over in document order.
+    void work(std::deque<std::string>& unescaped) {
+        Scratch scratch{.unescaped = unescaped};
+        while (auto seg = claim()) {
+            std::optional<Done> d = walk_segment(*seg, std::nullopt, scratch);
+            std::unique_lock lock(commit_m_);
+            commit_cv_.wait(lock, [&] { return committed_ == seg->index || failed_; });
+            if (failed_) return;
+            if (d && d->start != end_before_) {
+                // Walked from the wrong edge: the segment before ended elsewhere.
+                lock.unlock();
+                d = walk_segment(*seg, end_before_, scratch);
+                lock.lock();
+            }
+            if (!d) {
+                failed_ = true;
+                commit_cv_.notify_all();
+                return;
+            }
+            data_.records.insert(data_.records.end(), scratch.records.begin(), scratch.records.end());
+            end_before_ = d->end;
+            done_.push_back(std::move(*d));
+            ++committed_;
+            commit_cv_.notify_all();
+        }
+    }
+
+    // After every thread has ended: true when every segment was walked and
+    // the checks across segments pass (data_ then holds the records and the
+    // info); false means walk the document whole instead.
+    bool finish() {
+        if (failed_ || !claimed_all_ || committed_ != next_index_) return false;
+        try {
+            KeyFinder top;
+            top.open();
+            bool saw_info = false;
+            std::vector<KeyPiece*> span;  // one packages object's keys, by segment
+            for (auto& d : done_) {
+                for (const auto& k : d.keys.top) top.key(k);
+                if (d.saw_info) {
+                    saw_info = true;
+                    data_.info = std::move(d.info);
+                }
+                if (d.start == Edge::Packages && !d.keys.head_is_tail) {
+                    span.push_back(&d.keys.head);
+                    check_unique(span);
+                    span.clear();
+                }
+                if (d.end == Edge::Packages) span.push_back(&d.keys.tail);
+            }
+            top.close();
+            data_.segments = done_.size();
+            return saw_info && span.empty();
+        } catch (const JsonError&) {
+            return false;
+        }
+    }
+
+private:
+    struct Segment {
+        std::size_t index = 0, begin = 0, end = 0;
+        bool last = false;
+    };
+    struct Done {
+        Edge start = Edge::Document, end = Edge::Document;
+        SegmentKeys keys;
+        bool saw_info = false;
+        nlohmann::json info;
+    };
+
+    // What a parsing thread keeps from one segment to the next.
+    struct Scratch {
+        std::deque<std::string>& unescaped;
+        od::parser parser{};
+        std::unique_ptr<char[]> buf{};
+        std::size_t buf_capacity = 0;
+        std::vector<IndexRecord> records{};
+    };
+
+    // Walks `seg` from `start` (else from each edge it may start at) to each
+    // edge it may end at, until one walk succeeds; its records are left in
+    // scratch.records. Nothing when none does.
+    std::optional<Done> walk_segment(const Segment& seg, std::optional<Edge> start, Scratch& sc) {
+        std::vector<Edge> starts{Edge::Document}, ends{Edge::Document};
+        if (seg.index > 0) starts = start ? std::vector<Edge>{*start} : std::vector<Edge>{Edge::Packages, Edge::Top};
+        if (!seg.last) ends = {Edge::Packages, Edge::Top};
+        for (const Edge from : starts)
+            for (const Edge to : ends)
+                if (auto d = walk_segment_once(seg, from, to, sc)) return d;
+        return std::nullopt;
+    }
+
+    std::optional<Done> walk_segment_once(const Segment& seg, Edge start, Edge end, Scratch& sc) {
+        Done d{.start = start, .end = end};
+        sc.records.clear();
+        try {
+            const std::size_t n = seg.end - seg.begin;
+            WalkText text{.doc_at = doc_ + seg.begin, .size = n, .start = start, .end = end};
+            if (start == Edge::Document && end == Edge::Document) {
+                text.json = simdjson::padded_string_view(doc_, size_, size_ + simdjson::SIMDJSON_PADDING);
+                text.content = doc_;
+            } else {
+                const std::string_view before = start == Edge::Packages ? R"({"":{)" : start == Edge::Top ? "{" : "";
+                const std::string_view after = end == Edge::Packages ? "}}" : end == Edge::Top ? "}" : "";
+                const std::size_t len = before.size() + n + after.size();
+                if (sc.buf_capacity < len + simdjson::SIMDJSON_PADDING) {
+                    sc.buf_capacity = len + len / 4 + simdjson::SIMDJSON_PADDING;
+                    sc.buf = std::make_unique_for_overwrite<char[]>(sc.buf_capacity);
+                }
+                char* p = sc.buf.get();
+                std::memcpy(p, before.data(), before.size());
+                std::memcpy(p + before.size(), doc_ + seg.begin, n);
+                std::memcpy(p + before.size() + n, after.data(), after.size());
+                std::memset(p + len, 0, simdjson::SIMDJSON_PADDING);
+                text.json = simdjson::padded_string_view(p, len, len + simdjson::SIMDJSON_PADDING);
+                text.content = p + before.size();
+            }
+            if (sc.parser.capacity() < text.json.size()) check(sc.parser.allocate(text.json.size(), simdjson_depth));
+            od::document doc;
+            check(sc.parser.iterate(text.json).get(doc));
+            Walker w(text, sc.records, sc.unescaped);
+            w.walk(doc, cancelled_);
+            d.keys = std::move(w.keys_out);
+            d.keys.head.prepare();
+            d.keys.tail.prepare();
+            d.saw_info = w.saw_info;
+            d.info = std::move(w.info);
+            return d;
+        } catch (const std::exception&) {
+            return std::nullopt;  // not from these edges, or not valid at all
+        }
+    }
+
+    // Waits until the first `n` bytes have been read; false when the reader
+    // stopped early or the parse was cancelled.
+    bool bytes_until(std::size_t n) {
+        for (;;) {
+            const std::size_t r = ready_.load(std::memory_order_acquire);
+            if (r == done_flag || cancelled_.load(std::memory_order_relaxed)) return false;
+            if (r >= n) return true;
+            ready_.wait(r, std::memory_order_acquire);
+        }
+    }
+
+    // The next segment: at least segment_bytes_ long, cut at the first
+    // place after that which looks like the end of a record (see above), or
+    // the rest of the document. Each byte is looked at once.
+    std::optional<Segment> claim() {
+        std::lock_guard lock(claim_m_);
+        if (claimed_all_ || failed_.load(std::memory_order_relaxed)) return std::nullopt;
+        Segment s{.index = next_index_, .begin = next_begin_};
+        std::size_t from = s.begin + std::min(segment_bytes_, size_ - s.begin);
+        for (;;) {
+            if (from >= size_) {
+                if (!bytes_until(size_)) return std::nullopt;
+                s.end = size_;
+                s.last = true;
+                claimed_all_ = true;
+                break;
+            }
+            if (!bytes_until(from + 1)) return std::nullopt;
+            const std::size_t avail = std::min(ready_.load(std::memory_order_acquire), size_);
+            const void* hit = std::memchr(doc_ + from, '}', avail - from);
+            if (hit == nullptr) {
+                from = avail;
+                continue;
+            }
+            const auto close = static_cast<std::size_t>(static_cast<const char*>(hit) - doc_);
+            std::size_t q = close + 1;
+            bool comma = false, matched = false;
+            for (; q < size_; ++q) {
+                if (!bytes_until(q + 1)) return std::nullopt;
+                const char c = doc_[q];
+                if (is_json_space(c)) continue;
+                if (c == ',' && !comma) {
+                    comma = true;
+                    continue;
+                }
+                matched = comma && c == '"';
+                break;
+            }
+            if (matched) {
+                s.end = close + 1;
+                next_begin_ = q;
+                break;
+            }
+            from = close + 1;
+        }
+        ++next_index_;
+        return s;
+    }
+
+    IndexData& data_;
+    const char* doc_;
+    const std::size_t size_;
+    const std::size_t segment_bytes_;
+    const std::atomic<std::size_t>& ready_;
+    const std::atomic<bool>& cancelled_;
+
+    std::mutex claim_m_;
+    std::size_t next_begin_ = 0, next_index_ = 0;
+    bool claimed_all_ = false;
+
+    std::mutex commit_m_;
+    std::condition_variable commit_cv_;
+    std::size_t committed_ = 0;
+    Edge end_before_ = Edge::Document;  // where the last segment handed over ended
+    std::atomic<bool> failed_{false};
+    std::vector<Done> done_;  // in document order
+};
 
 // ---- step 1: read and hash (and parse, see below) ------------------------
 
@@ -389,27 +892,38 @@ struct ReadIndex {
     std::exception_ptr parse_failure;  // why the bytes are not a valid index
 };
 
-// Reads the whole index once into a private padded buffer; the calling
-// thread hashes each chunk as soon as it has been read, so the digest is
-// ready when the last byte arrives.
+// Reads the whole index once into a private padded buffer (a reading
+// thread); the calling thread hashes each chunk as soon as it has been read,
+// so the digest is ready when the last byte arrives, and parsing threads walk
+// it in segments as soon as each has been read (SegmentedParse).
 //
-// Once every byte is in, the reading thread parses them while the hash
-// finishes. This is safe because nothing parsed is used, trusted or even
-// reported before the signature over the digest verifies: the parse writes
-// only into `data` (private to this call) and `parse_failure`, and the caller
-// looks at neither unless verify_digest said VALID; on any other verdict both
-// are thrown away. The parser only ever sees at most the size cap, nests at
-// most max_json_depth deep (its stack is fixed, not recursive), and is the
-// same code that would parse the bytes after authentication. What it buys:
-// the parse overlaps the hash instead of following it.
-ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
+// This is safe because nothing parsed is used, trusted or even reported
+// before the signature over the digest verifies: the parse writes only into
+// `data` (private to this call) and `parse_failure`, and the caller looks at
+// neither unless verify_digest said VALID; on any other verdict both are
+// thrown away. The bytes parsed are the bytes hashed (the one private copy,
+// never written after it is read). The parser only ever sees at most the
+// size cap, nests at most max_json_depth deep (its stack is fixed, not
+// recursive), and is the same code that would parse the bytes after
+// authentication. What it buys: the parse overlaps the read and the hash
+// instead of following them.
+ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data, const ChannelPolicy& policy) {
     const auto size = static_cast<std::size_t>(f.st.st_size);
     data.bytes = simdjson::padded_string(size);
-    constexpr std::size_t done_flag = ~std::size_t{0};  // the reader stopped early (error)
+    // A record takes well over 100 bytes of JSON: reserve once (pages
+    // not written are never touched) instead of regrowing and copying.
+    data.records.reserve(size / 100 + 16);
     std::atomic<std::size_t> ready{0};
     std::atomic<bool> cancelled{false};
     int read_errno = 0;
     ReadIndex out;
+    SegmentedParse segments(data, policy.index_segment_bytes, ready, cancelled);
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t threads = std::min<std::size_t>(
+        {policy.jobs == 0 ? cores : policy.jobs, 4, size / std::max<std::size_t>(policy.index_segment_bytes, 1) + 1});
+    std::vector<std::jthread> parsers;
+    for (std::size_t i = 0; i < threads; ++i)
+        parsers.emplace_back([&segments, &unescaped = data.unescaped.emplace_back()] { segments.work(unescaped); });
     std::jthread reader([&] {
         std::size_t done = 0;
         while (done < size) {
@@ -418,17 +932,12 @@ ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
             if (n <= 0) {
                 read_errno = n < 0 ? errno : 0;
                 ready.store(done_flag, std::memory_order_release);
-                ready.notify_one();
+                ready.notify_all();
                 return;
             }
             done += static_cast<std::size_t>(n);
             ready.store(done, std::memory_order_release);
-            ready.notify_one();
-        }
-        try {
-            parse_index(data, cancelled);
-        } catch (...) {
-            out.parse_failure = std::current_exception();
+            ready.notify_all();
         }
     });
     Sha256 h;
@@ -442,6 +951,7 @@ ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
     }
     if (hashed != size) cancelled.store(true);
     reader.join();
+    parsers.clear();  // joins them
     if (hashed != size) {
         if (read_errno != 0) throw std::system_error(read_errno, std::generic_category(), "read");
         throw std::runtime_error("file shrank while being read");
@@ -449,6 +959,13 @@ ReadIndex read_hash_parse(const fs::OpenedFile& f, IndexData& data) {
     char extra;
     if (::read(f.fd.get(), &extra, 1) != 0) throw std::runtime_error("file grew while being read");
     out.digest = h.finish();
+    if (!segments.finish()) {
+        try {
+            parse_whole(data);
+        } catch (...) {
+            out.parse_failure = std::current_exception();
+        }
+    }
     return out;
 }
 
@@ -540,7 +1057,7 @@ VerifiedIndex verify_index_at(int dirfd, const stdfs::path& dir, const std::stri
         }
         if (fs::kind_at(dirfd, repodata_sig_name) == fs::FileKind::Missing)
             throw unsigned_index(location, subdir, state, policy);
-        const ReadIndex read = read_hash_parse(f, *data);
+        const ReadIndex read = read_hash_parse(f, *data, policy);
         r = verifier.verify_digest_at(read.digest, dirfd, repodata_sig_name, sig_path, path.string());
         if (r.verdict != Verdict::Valid) return;
         // The bytes are authentic: only now is what was parsed looked at.

@@ -335,16 +335,52 @@ const std::string rec_a = R"("a-1.0-0.tar.bz2": {"name": "a", "version": "1.0", 
 
 }  // namespace
 
+void expect_same_records(std::span<const IndexRecord> a, std::span<const IndexRecord> b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        SCOPED_TRACE(a[i].fn);
+        EXPECT_EQ(a[i].fn, b[i].fn);
+        EXPECT_EQ(a[i].name, b[i].name);
+        EXPECT_EQ(a[i].version, b[i].version);
+        EXPECT_EQ(a[i].build, b[i].build);
+        EXPECT_EQ(a[i].subdir, b[i].subdir);
+        EXPECT_EQ(a[i].sha256, b[i].sha256);
+        EXPECT_EQ(a[i].md5, b[i].md5);
+        EXPECT_EQ(a[i].raw, b[i].raw);
+        EXPECT_EQ(a[i].size, b[i].size);
+        EXPECT_EQ(a[i].has_size, b[i].has_size);
+        EXPECT_EQ(a[i].timestamp, b[i].timestamp);
+        EXPECT_EQ(a[i].has_timestamp, b[i].has_timestamp);
+    }
+}
+
 class SignedText : public Channel {
 protected:
-    Result verify_text(const std::string& text) {
+    // Signs `text` as noarch/repodata.json and verifies it, its parse cut
+    // into segments of at least `segment_bytes`.
+    VerifiedIndex verify_in_segments(const std::string& text, std::size_t segment_bytes) {
         write_file(rd(), text);
         write_file(rd().string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(text))));
         KeyStore store(keys_.keys());
         Verifier v(store);
-        StateStore state(t_ / "state");
-        return verify_index(ch() / "noarch", "noarch", "here", v, state, policy_).result;
+        // A state of its own: texts verified one after another may share a version.
+        StateStore state(t_ / ("state-" + std::to_string(++verified_)));
+        ChannelPolicy p = policy_;
+        p.index_segment_bytes = segment_bytes;
+        p.jobs = 2;
+        return verify_index(ch() / "noarch", "noarch", "here", v, state, p);
     }
+    // Verifies `text` walked whole, and again cut after every record
+    // (segments of at least one byte): both must find the same.
+    Result verify_text(const std::string& text) {
+        const VerifiedIndex whole = verify_in_segments(text, default_index_segment_bytes);
+        const VerifiedIndex cut = verify_in_segments(text, 1);
+        EXPECT_EQ(to_string(cut.result.verdict), to_string(whole.result.verdict)) << cut.result.reason;
+        EXPECT_EQ(cut.result.reason, whole.result.reason);
+        expect_same_records(cut.records(), whole.records());
+        return whole.result;
+    }
+    int verified_ = 0;
     void expect_invalid(const std::string& text, const std::string& fragment) {
         Result r = verify_text(text);
         EXPECT_EQ(to_string(r.verdict), "INVALID") << r.reason;
@@ -468,6 +504,156 @@ TEST_F(SignedText, A12_nesting_up_to_the_cap_only) {
     auto nested = [](std::size_t n) { return R"("deep": )" + std::string(n, '[') + std::string(n, ']') + ", "; };
     EXPECT_EQ(verify_text(index_text(rec_a, "", nested(max_json_depth - 1))).verdict, Verdict::Valid);
     expect_invalid(index_text(rec_a, "", nested(max_json_depth)), "not valid JSON");
+}
+
+// ---- a large index is parsed in segments, each proven by its walk --------
+
+namespace {
+
+// An index with the records of `packages` and `conda` (each "KEY": {...}
+// text), written as conda's indexers do, with more after them.
+std::string two_objects(const std::vector<std::string>& packages, const std::vector<std::string>& conda,
+                        const std::string& after = R"("removed": [], "repodata_version": 1)") {
+    auto body = [](const std::vector<std::string>& recs) {
+        std::string b;
+        for (const auto& r : recs) b += (b.empty() ? "\n    " : ",\n    ") + r;
+        return b;
+    };
+    return R"({"info": {"subdir": "noarch", "guard": {"channel": "example", "subdir": "noarch", "version": 7,)"
+           R"( "signed_at": "2026-11-25T10:00:00Z", "expires": "2026-11-25T22:00:00Z"}},)" "\n  \"packages\": {" +
+           body(packages) + "\n  },\n  \"packages.conda\": {" + body(conda) + "\n  },\n  " + after + "\n}\n";
+}
+
+std::string full_rec(int i, const std::string& ext = ".tar.bz2") {
+    const std::string fn = "p" + std::to_string(i / 3) + "-1." + std::to_string(i % 3) + "-h" + std::to_string(i) + "_0";
+    return "\"" + fn + ext + R"(": {"build": "h)" + std::to_string(i) + R"(_0", "build_number": 0, "depends": ["python >=3.10", "n\u0075mpy"], )"
+           R"("license": "BSD", "md5": "0123", "name": "p)" + std::to_string(i / 3) + R"(", "sha256": "ab)" + std::to_string(i) +
+           R"(", "size": )" + std::to_string(1000 + i) + R"(, "subdir": "noarch", "timestamp": )" + std::to_string(1700000000000 + i) +
+           R"(, "version": "1.)" + std::to_string(i % 3) + "\" }";
+}
+
+}  // namespace
+
+// Cut after every record, the walks of the segments give what the whole walk
+// gives, record for record (the comparison is in verify_text).
+TEST_F(SignedText, A25_index_walked_in_segments_gives_the_records_of_the_whole_walk) {
+    std::vector<std::string> packages, conda;
+    for (int i = 0; i < 40; ++i) packages.push_back(full_rec(i));
+    for (int i = 40; i < 60; ++i) conda.push_back(full_rec(i, ".conda"));
+    const std::string text = two_objects(packages, conda);
+    EXPECT_EQ(verify_text(text).verdict, Verdict::Valid);
+    const VerifiedIndex idx = verify_in_segments(text, 1);
+    ASSERT_EQ(idx.result.verdict, Verdict::Valid) << idx.result.reason;
+    EXPECT_EQ(idx.records().size(), 60u);
+    // One segment per record, the segments proven (not walked again whole).
+    // One segment per record, and one more at each end of a packages object.
+    EXPECT_EQ(idx.parse_segments(), 62u);
+    EXPECT_GT(verify_in_segments(text, 2000).parse_segments(), 2u);
+    EXPECT_EQ(verify_in_segments(text, default_index_segment_bytes).parse_segments(), 1u);
+}
+
+// A repeated record key is refused whichever segments its two records fall
+// in: the keys of a packages object are checked across all its segments, in
+// order (sorted: each against the one before, across the cuts too) or not
+// (their hashes merged).
+TEST_F(SignedText, A25_duplicate_record_across_segments) {
+    const std::string a = rec("a-1.0-0.tar.bz2"), b = rec("b-1.0-0.tar.bz2"), c = rec("c-1.0-0.tar.bz2");
+    const std::string a_again = rec("a-1.0-0.tar.b\\u007a2", "y");
+    expect_invalid(two_objects({a, b, c, a_again}, {}), "duplicate key 'a-1.0-0.tar.bz2' in packages");
+    expect_invalid(two_objects({a, b, rec("b-1.0-0.tar.bz2", "y"), c}, {}), "duplicate key 'b-1.0-0.tar.bz2' in packages");
+    expect_invalid(two_objects({c, a, b, rec("c-1.0-0.tar.bz2", "y")}, {}), "duplicate key 'c-1.0-0.tar.bz2' in packages");
+    expect_invalid(two_objects({a}, {b, c, rec("b-1.0-0.tar.bz2", "y")}), "duplicate key 'b-1.0-0.tar.bz2' in packages.conda");
+    // The same key in "packages" and "packages.conda" is two objects, as in the whole walk.
+    EXPECT_EQ(verify_text(two_objects({a, b}, {a, b})).verdict, Verdict::Valid);
+}
+
+// The top level's keys are checked across segments too: a second "info" or
+// "packages" after a cut one is refused.
+TEST_F(SignedText, A25_duplicate_top_level_key_across_segments) {
+    const std::string a = rec("a-1.0-0.tar.bz2"), b = rec("b-1.0-0.tar.bz2"), c = rec("c-1.0-0.tar.bz2");
+    expect_invalid(two_objects({a, b, c}, {a, b}, R"("inf\u006f": {"subdir": "noarch"})"),
+                   "duplicate key 'info' in the top level");
+    expect_invalid(two_objects({a, b, c}, {a, b}, R"("packages": {})"), "duplicate key 'packages' in the top level");
+    expect_invalid(two_objects({a, b, c}, {a, b}, R"("packages.conda": {})"),
+                   "duplicate key 'packages.conda' in the top level");
+}
+
+// The depth cap counts the levels a segment's walk stands in for: a record
+// in a later segment may nest to the cap and no deeper.
+TEST_F(SignedText, A12_nesting_cap_inside_a_later_segment) {
+    Deadline d(10);
+    const std::string a = rec("a-1.0-0.tar.bz2"), b = rec("b-1.0-0.tar.bz2");
+    // Top level, packages, the record: three levels; the arrays take the rest.
+    auto deep = [](std::size_t n) {
+        return R"("c-1.0-0.tar.bz2": {"name": "c", "x": )" + std::string(n, '[') + std::string(n, ']') + "}";
+    };
+    EXPECT_EQ(verify_text(two_objects({a, b, deep(max_json_depth - 3)}, {})).verdict, Verdict::Valid);
+    expect_invalid(two_objects({a, b, deep(max_json_depth - 2)}, {}), "not valid JSON");
+}
+
+// A place that only looks like the end of a record (inside a string, or
+// after an object nested in a record) is disproved by the walk of its
+// segment, and the index is walked whole instead: same verdict, same records.
+TEST_F(SignedText, A25_false_cuts_are_disproved_and_walked_whole) {
+    const std::string a = rec("a-1.0-0.tar.bz2"), b = rec("b-1.0-0.tar.bz2");
+    const std::vector<std::string> odd{
+        R"("c-1.0-0.tar.bz2": {"name": "c", "license": "x}, ", "sha256": "x", "size": 5})",
+        R"("c-1.0-0.tar.bz2": {"name": "c", "run_exports": {"weak": ["d"]}, "sha256": "x", "size": 5})",
+        R"("c-1.0-0.tar.bz2": {"name": "c", "x": [{}, "y"], "sha256": "x", "size": 5})",
+    };
+    for (const auto& c : odd) {
+        SCOPED_TRACE(c);
+        const std::string text = two_objects({a, b, c}, {});
+        const Result r = verify_text(text);
+        EXPECT_EQ(r.verdict, Verdict::Valid) << r.reason;
+        EXPECT_EQ(verify_in_segments(text, 1).parse_segments(), 1u);
+    }
+    // Objects among the members of the top level, or of info, end in the
+    // same bytes as records do: walked from the right edge, they are not
+    // taken for records.
+    const std::string info_first =
+        R"({"info": {"subdir": "noarch", "guard": {"channel": "example", "subdir": "noarch", "version": 7,)"
+        R"( "signed_at": "2026-11-25T10:00:00Z", "expires": "2026-11-25T22:00:00Z"}, "more": {}},)"
+        R"( "packages": {)" + a + ", " + b + "}}";
+    EXPECT_EQ(verify_text(info_first).verdict, Verdict::Valid);
+    const std::string objects_after = two_objects({a, b}, {}, R"("x": {}, "y": {"z": 1}, "removed": [])");
+    EXPECT_EQ(verify_text(objects_after).verdict, Verdict::Valid);
+    EXPECT_GT(verify_in_segments(objects_after, 1).parse_segments(), 4u);
+    // A cut that is disproved does not hide a fault elsewhere.
+    expect_invalid(two_objects({a, odd[0], rec("a-1.0-0.tar.bz2", "y")}, {}), "duplicate key 'a-1.0-0.tar.bz2'");
+}
+
+// Each record's raw text is its object exactly as signed, whole or in segments.
+TEST_F(SignedText, RecordRawTextAndTimestamp) {
+    std::vector<std::string> packages{full_rec(1), full_rec(2),
+                                      R"("q-1.0-0.tar.bz2": {"name": "q", "timestamp": -1, "sha256": "x", "size": 5 })",
+                                      R"("r-1.0-0.tar.bz2": { "timestamp": 1.5e3, "sha256": "x" , "size": 5}  )",
+                                      R"("s-1.0-0.tar.bz2": {})"};
+    const std::string text = two_objects(packages, {full_rec(3, ".conda")});
+    for (std::size_t segment_bytes : {std::size_t{1}, default_index_segment_bytes}) {
+        SCOPED_TRACE(segment_bytes);
+        const VerifiedIndex idx = verify_in_segments(text, segment_bytes);
+        ASSERT_EQ(idx.result.verdict, Verdict::Valid) << idx.result.reason;
+        const json doc = json::parse(text);
+        ASSERT_EQ(idx.records().size(), 6u);
+        for (const IndexRecord& r : idx.records()) {
+            SCOPED_TRACE(r.fn);
+            const json& want = doc.contains("packages") && doc["packages"].contains(std::string(r.fn))
+                                   ? doc["packages"][std::string(r.fn)]
+                                   : doc["packages.conda"][std::string(r.fn)];
+            EXPECT_EQ(parse_json(r.raw, JsonLimits{.max_bytes = 1 << 20}), want);
+            // A view into the signed bytes themselves.
+            EXPECT_NE(text.find(r.raw), std::string::npos);
+            EXPECT_EQ(r.raw.front(), '{');
+            EXPECT_EQ(r.raw.back(), '}');
+        }
+        EXPECT_TRUE(idx.records()[0].has_timestamp);
+        EXPECT_EQ(idx.records()[0].timestamp, 1700000000001u);
+        EXPECT_FALSE(idx.records()[2].has_timestamp);  // -1
+        EXPECT_FALSE(idx.records()[3].has_timestamp);  // 1.5e3
+        EXPECT_FALSE(idx.records()[4].has_timestamp);
+        EXPECT_EQ(idx.records()[4].raw, "{}");
+    }
 }
 
 // ---- nothing skipped silently (A1, A11) ----

@@ -21,6 +21,7 @@
 #include <condaguard/channel/state.hpp>
 #include <condaguard/trust/verifier.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -33,6 +34,10 @@
 namespace condaguard {
 
 inline constexpr std::uint64_t default_max_index_bytes = std::uint64_t{1} << 30;
+// A signed index is parsed in pieces of about this many bytes (cut between two
+// records of "packages" or "packages.conda"), on several threads while it is
+// still being read; see parse_segments in verify.cpp.
+inline constexpr std::size_t default_index_segment_bytes = std::size_t{4} << 20;
 
 struct ChannelPolicy {
     std::optional<std::string> channel_id;  // expected info.guard.channel
@@ -40,14 +45,24 @@ struct ChannelPolicy {
     bool index_only = false;  // authenticate the indexes, skip the packages
     std::uint64_t max_index_bytes = default_max_index_bytes;
     TimePoint now{};
-    unsigned jobs = 0;
+    unsigned jobs = 0;  // threads for packages, and (at most 4) for parsing an index; 0: one per core
+    std::size_t index_segment_bytes = default_index_segment_bytes;  // at least 1
 };
 
-// One package record of a verified index; views into the index's bytes.
+// One package record of a verified index; views into the index's bytes (a
+// string with escapes is a view of its unescaped copy, kept with the index).
 struct IndexRecord {
     std::string_view fn, name, version, build, subdir, sha256, md5;
+    // The record's whole JSON object, from its '{' to its '}', exactly as it
+    // is in the signed bytes: parse it (sys/json.hpp) for the other fields.
+    std::string_view raw;
     std::uint64_t size = 0;
+    // "timestamp" as given when it is a non-negative integer (conda: above
+    // 253402300799 it counts milliseconds, else seconds); any other value is
+    // checked as JSON only and leaves has_timestamp false.
+    std::uint64_t timestamp = 0;
     bool has_size = false;
+    bool has_timestamp = false;
 };
 
 struct IndexData;  // the bytes and parser the records point into
@@ -57,6 +72,10 @@ struct VerifiedIndex {
     std::optional<Guard> guard;
     std::shared_ptr<const IndexData> data;
     std::span<const IndexRecord> records() const;
+    // How many segments the index was walked in (1: in one walk, as a small
+    // index, or again whole when the segments did not prove it valid); 0
+    // when not parsed.
+    std::size_t parse_segments() const;
 };
 
 // Authenticates and parses SUBDIR/repodata.json. On VALID, records the
