@@ -86,6 +86,13 @@ Result Verifier::verify_digest_at(const Sha256Digest& digest, int dirfd, const s
     return r;
 }
 
+Result Verifier::verify_digest_sig(const Sha256Digest& digest, const SigFile& sig, const std::string& display) {
+    Result r;
+    r.path = display;
+    guarded(r, [&] { judge(digest, sig, key_for(sig, r), r); });
+    return r;
+}
+
 Result Verifier::verify_file(const std::filesystem::path& file) {
     Result r;
     r.path = file.string();

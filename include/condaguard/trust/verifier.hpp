@@ -38,6 +38,10 @@ public:
     Result verify_digest_at(const Sha256Digest& digest, int dirfd, const std::string& sig_name,
                             const std::filesystem::path& sig_display, const std::string& display);
 
+    // Checks a digest computed elsewhere against a signature file already
+    // read and parsed (a download's .sig, held by the caller).
+    Result verify_digest_sig(const Sha256Digest& digest, const SigFile& sig, const std::string& display);
+
     // Only these key names are allowed; a good signature by another key is
     // UNTRUSTED_KEY. Empty (the default): any key in the keys directory.
     void allow_only(std::vector<std::string> names) { allowed_ = std::move(names); }
