@@ -1095,6 +1095,32 @@ VerifiedIndex verify_index(const stdfs::path& dir, const std::string& subdir, co
                            state, policy);
 }
 
+VerifiedIndex read_unsigned_index(const stdfs::path& dir, const std::string& subdir, const ChannelPolicy& policy) {
+    VerifiedIndex out;
+    const stdfs::path path = dir / repodata_name;
+    Result& r = out.result;
+    r.path = path.string();
+    auto data = std::make_shared<IndexData>();
+    guarded(r, [&] {
+        const fs::Fd dirfd = fs::open_dir(dir);
+        if (fs::kind_at(dirfd.get(), repodata_sig_name) != fs::FileKind::Missing)
+            throw VerdictError(Verdict::Error, fmt::format("index has a {}: it must be verified", repodata_sig_name));
+        const fs::OpenedFile f = open_index(dirfd.get(), path, policy.max_index_bytes);
+        const ReadIndex read = read_hash_parse(f, *data, policy);
+        if (read.parse_failure) std::rethrow_exception(read.parse_failure);
+        const std::string info_subdir = data->info.is_object() ? data->info.value("subdir", subdir) : subdir;
+        if (info_subdir != subdir)
+            throw VerdictError(Verdict::Invalid, fmt::format("info.subdir is '{}', expected '{}'", info_subdir, subdir));
+        r.verdict = Verdict::Valid;
+        r.reason = fmt::format("index is not signed (no {}), accepted as the policy allows for a channel never seen "
+                               "signed; its records are not authenticated, each package's own signature is",
+                               repodata_sig_name);
+        out.data = std::move(data);
+    });
+    if (r.verdict != Verdict::Valid) out.data.reset();
+    return out;
+}
+
 namespace {
 
 // ---- verify_channel: which subdirs, and what each one is -----------------

@@ -84,6 +84,16 @@ VerifiedIndex verify_index(const std::filesystem::path& subdir_dir, const std::s
                            const std::string& location, Verifier& verifier, StateStore& state,
                            const ChannelPolicy& policy);
 
+// Parses SUBDIR/repodata.json of a channel that does not sign its index
+// (no repodata.json.sig; one is an ERROR here: verify it instead), under
+// the same size, depth and duplicate-key caps. Nothing is authenticated: the
+// caller decides that its policy allows an unsigned index for this channel
+// (never when the channel was seen signed: verify_index refuses that
+// downgrade), and trusts each package only on its own signature. VALID means
+// "parsed", and the reason says it is unsigned.
+VerifiedIndex read_unsigned_index(const std::filesystem::path& subdir_dir, const std::string& subdir,
+                                  const ChannelPolicy& policy);
+
 // What verify_channel found in one subdir: the index's finding, then one per
 // package, sorted by file name (none when the index failed or index_only).
 struct SubdirFindings {
