@@ -1,0 +1,93 @@
+// The install gate (conda-guard fetch): the client steps of the trust model
+// for packages named by URL, ending in conda's package cache.
+//
+// Policy, per package, in order; the first failure gives its verdict and
+// nothing of that package reaches a package directory:
+//  1. The channel's signed index (SUBDIR/repodata.json and its .sig, fetched
+//     with validators into a private cache and verified again on every use)
+//     is authentic, for the expected channel, not expired, not rolled back
+//     (channel/verify.hpp). An unsigned index is refused when the policy
+//     requires a signed one or the channel was seen signed before (a
+//     downgrade); otherwise it is read, unauthenticated, and each package
+//     stands on its own signature and identity (steps 4 and 5).
+//  2. The package's record is in that index; a "#sha256"/"#md5" given with
+//     the URL agrees with it.
+//  3. Its bytes: a copy already in a package directory is hashed again, and
+//     otherwise the download is hashed in flight and capped at the record's
+//     size; size and sha256 must equal the record's.
+//  4. FILE.sig (fetched from the package's origin, 4 KiB cap) names a key
+//     that is not revoked, is allowed for the channel, and verifies on the
+//     digest already computed.
+//  5. The same open file is extracted (package/extract.hpp) into a staging
+//     folder inside the package directory; its info/index.json must name the
+//     record's package; the policy's rules (min_age, link_scripts) hold.
+//  6. Only then are tarball, .sig and folder (with info/repodata_record.json)
+//     renamed into place and the URL appended to urls.txt. Other folders in
+//     any package directory that claim the same package are removed.
+#pragma once
+
+#include <condaguard/channel/verify.hpp>
+#include <condaguard/fetch/fetcher.hpp>
+#include <condaguard/install/explicit.hpp>
+#include <condaguard/sys/env.hpp>
+#include <condaguard/trust/verdict.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace condaguard {
+
+// What the local policy says about one channel.
+struct ChannelTrust {
+    std::vector<std::string> allowed_keys;  // names or "sha256:HEX"; empty: any key in the keys directory
+    // An unsigned index is refused. Otherwise (the trust model's default) it
+    // is accepted while the channel was never seen signed: its records are
+    // then not authenticated, and each package stands on its own signature.
+    bool index_required = false;
+    std::optional<std::string> channel_id;  // expected info.guard.channel
+};
+
+struct Revocation {
+    std::string reason;
+    std::string date;
+};
+
+struct GateOptions {
+    // conda's package directories in its order; packages are placed in the
+    // first one (created when missing), the others are searched.
+    std::vector<std::filesystem::path> pkgs_dirs;
+    std::filesystem::path index_cache;  // private: fetched indexes and their validators
+    TransportOptions transport;
+    // The policy, looked up by channel URL (without credentials).
+    std::function<ChannelTrust(const std::string& channel_url)> trust_for;
+    std::function<std::optional<Revocation>(const std::string& fingerprint)> revoked;
+    unsigned min_rsa_bits = default_min_rsa_bits;
+    std::uint64_t max_index_bytes = default_max_index_bytes;
+    std::optional<std::chrono::seconds> max_index_age;  // since info.guard.signed_at
+    std::optional<std::chrono::seconds> min_age;        // since the record's timestamp
+    bool refuse_link_scripts = false;
+    unsigned jobs = 0;  // extraction threads (0: one per core)
+};
+
+struct GateProgress {
+    std::uint64_t bytes_done = 0, bytes_expected = 0;
+    std::size_t packages_done = 0, packages_total = 0;
+};
+
+struct GateReport {
+    std::vector<Result> indexes;   // one per channel subdir, by URL (credentials removed)
+    std::vector<Result> packages;  // in request order; path = the package URL without credentials
+    std::vector<std::string> placed;  // the folders placed or proven, for VALID packages
+};
+
+// Runs the gate for `packages` under `env` (clock, keys, state). Never
+// throws for a package's fault: each becomes its Result. Throws for what
+// stops the whole run (a package directory that cannot be opened or locked).
+GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& options, const Environment& env,
+                    const std::function<void(const GateProgress&)>& progress = {});
+
+}  // namespace condaguard

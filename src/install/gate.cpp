@@ -1,0 +1,590 @@
+#include <condaguard/install/gate.hpp>
+
+#include <condaguard/channel/layout.hpp>
+#include <condaguard/channel/state.hpp>
+#include <condaguard/install/pkgs_dir.hpp>
+#include <condaguard/package/archive.hpp>
+#include <condaguard/package/extract.hpp>
+#include <condaguard/sys/fs.hpp>
+#include <condaguard/sys/json.hpp>
+#include <condaguard/sys/parallel.hpp>
+#include <condaguard/sys/text.hpp>
+#include <condaguard/trust/digest.hpp>
+#include <condaguard/trust/keys.hpp>
+#include <condaguard/trust/sigfile.hpp>
+#include <condaguard/trust/verifier.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <map>
+#include <mutex>
+#include <unistd.h>
+
+namespace condaguard {
+
+namespace {
+
+namespace stdfs = std::filesystem;
+
+constexpr std::size_t max_validators_bytes = 64 << 10;
+// A record's timestamp above this is in milliseconds (conda's rule).
+constexpr std::int64_t max_seconds_timestamp = 253402300799;
+
+VerdictError invalid(const std::string& why) { return VerdictError(Verdict::Invalid, why); }
+
+std::string short_hash(std::string_view s) {
+    Sha256 h;
+    h.update({reinterpret_cast<const unsigned char*>(s.data()), s.size()});
+    return to_hex(h.finish()).substr(0, 16);
+}
+
+// A file we create inside a directory of our own (O_EXCL, O_NOFOLLOW).
+fs::Fd create_at(int dirfd, const std::string& name, const std::string& display) {
+    ::unlinkat(dirfd, name.c_str(), 0);
+    fs::Fd fd = fs::open_at_raw(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    if (!fd) throw fs::errno_error("create " + display);
+    return fd;
+}
+
+void rename_at(int dirfd, const std::string& from, const std::string& to) {
+    if (::renameat(dirfd, from.c_str(), dirfd, to.c_str()) != 0) throw fs::errno_error("rename " + to);
+}
+
+void remove_at(int dirfd, const std::string& name) {
+    if (::unlinkat(dirfd, name.c_str(), 0) != 0 && errno != ENOENT) throw fs::errno_error("remove " + name);
+}
+
+// ---- keys: revocation and the channel's allowed keys -----------------------
+
+// Revoked keys are refused before anything else is looked at; the allowed
+// list is applied to a good signature (UNTRUSTED_KEY otherwise).
+class KeyJudge {
+public:
+    KeyJudge(const KeyStore& store, const GateOptions& o) : store_(store), options_(o) {}
+
+    // Throws VerdictError(BadKey) when the key `sig` names is revoked.
+    void refuse_revoked(const SigFile& sig) {
+        if (!options_.revoked) return;
+        const std::string fp = fingerprint(sig.key);
+        if (fp.empty()) return;  // unusable keys get their verdict from the verifier
+        if (auto r = options_.revoked(fp))
+            throw VerdictError(Verdict::BadKey, fmt::format("key {} ({}) is revoked since {}: {}", sig.key.str(), fp,
+                                                            r->date, r->reason));
+    }
+
+    // A VALID result by a key the channel does not allow becomes UNTRUSTED_KEY.
+    static void apply_allowed(Result& r, const ChannelTrust& trust) {
+        if (r.verdict != Verdict::Valid || trust.allowed_keys.empty()) return;
+        const auto& keys = trust.allowed_keys;
+        const bool by_name = r.key && std::find(keys.begin(), keys.end(), *r.key) != keys.end();
+        const bool by_fp =
+            r.fingerprint && std::find(keys.begin(), keys.end(), "sha256:" + *r.fingerprint) != keys.end();
+        if (by_name || by_fp) return;
+        r.verdict = Verdict::UntrustedKey;
+        r.reason = fmt::format("signed by key {}, which the policy does not allow for this channel (allowed: {})",
+                               r.key.value_or("?"), fmt::join(keys, ", "));
+    }
+
+private:
+    std::string fingerprint(const KeyName& name) {
+        std::lock_guard lock(mutex_);
+        auto it = fingerprints_.find(name.str());
+        if (it == fingerprints_.end()) {
+            std::string fp;
+            try {
+                fp = store_.load_public(name).fingerprint();
+            } catch (const VerdictError&) {
+            }
+            it = fingerprints_.emplace(name.str(), fp).first;
+        }
+        return it->second;
+    }
+    const KeyStore& store_;
+    const GateOptions& options_;
+    std::mutex mutex_;
+    std::map<std::string, std::string> fingerprints_;
+};
+
+// A downloaded .sig's text (the transfer capped it at 4 KiB).
+std::string read_sig_text(int fd, const std::string& display) {
+    if (::lseek(fd, 0, SEEK_SET) != 0) throw fs::errno_error("seek " + display);
+    const fs::CappedRead read = fs::read_capped(fd, max_sig_file_bytes, display);
+    if (read.too_big) throw VerdictError(Verdict::BadSigFile, fmt::format("over {} bytes", max_sig_file_bytes));
+    return read.data;
+}
+
+// ---- step 1: the signed indexes --------------------------------------------
+
+struct IndexKey {
+    std::string channel_url;  // with credentials
+    std::string subdir;
+    auto operator<=>(const IndexKey&) const = default;
+};
+
+struct Validators {
+    std::string etag, last_modified;
+    bool zst = true;  // try repodata.json.zst until the channel is seen without it
+};
+
+constexpr const char* validators_name = "validators.json";
+constexpr const char* zst_suffix = ".zst";
+
+Validators read_validators(int dirfd, const stdfs::path& dir) {
+    Validators v;
+    try {
+        const fs::OpenedFile f = fs::open_untrusted_at(dirfd, validators_name, dir / validators_name);
+        const nlohmann::json j = read_json(f.fd.get(), {.max_bytes = max_validators_bytes}, validators_name);
+        v.etag = j.value("etag", "");
+        v.last_modified = j.value("last_modified", "");
+        v.zst = j.value("zst", true);
+    } catch (const std::exception&) {
+        // No validators (or damaged ones): fetch in full. The index itself is verified either way.
+    }
+    return v;
+}
+
+void write_validators(int dirfd, const stdfs::path& dir, const Validators& v) {
+    const nlohmann::json j{{"etag", v.etag}, {"last_modified", v.last_modified}, {"zst", v.zst}};
+    fs::write_atomic_at(dirfd, validators_name, j.dump(), 0600, false, dir / validators_name);
+}
+
+struct IndexSlot {
+    IndexKey key;
+    stdfs::path dir;
+    fs::Fd dirfd;
+    Validators validators;
+    fs::Fd body, sig;
+    bool fetch_failed = false;
+    std::string failure;
+    VerifiedIndex index;
+    std::map<std::string, const IndexRecord*, std::less<>> by_fn;
+};
+
+std::string index_display(const IndexKey& k) {
+    return fmt::format("{}/{}/{}", redact_url(k.channel_url), k.subdir, repodata_name);
+}
+
+FetchRequest index_request(const IndexSlot& s, bool zst, std::uint64_t cap) {
+    FetchRequest r{.url = fmt::format("{}/{}/{}{}", s.key.channel_url, s.key.subdir, repodata_name, zst ? zst_suffix : ""),
+              .sink_fd = s.body.get(),
+              .max_bytes = cap,
+              .encoding = zst ? BodyEncoding::Zstd : BodyEncoding::Identity};
+    // Validators belong to the form they were given for.
+    if (zst == s.validators.zst) {
+        if (!s.validators.etag.empty()) r.if_none_match = s.validators.etag;
+        if (!s.validators.last_modified.empty() && !zst) r.if_modified_since = s.validators.last_modified;
+    }
+    return r;
+}
+
+// Fetches every index and its .sig into the private cache (conditional
+// requests; .zst first where the channel offers it), then verifies each.
+void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fetcher& fetcher, KeyJudge& judge, const KeyStore& store, StateStore& state, const Environment& env) {
+    std::vector<IndexSlot*> order;
+    for (auto& [k, s] : slots) {
+        order.push_back(&s);
+        s.dir = o.index_cache / short_hash(redact_url(k.channel_url)) / k.subdir;
+        stdfs::create_directories(s.dir);
+        s.dirfd = fs::open_dir(s.dir);
+        s.validators = read_validators(s.dirfd.get(), s.dir);
+        s.body = create_at(s.dirfd.get(), std::string(repodata_name) + ".part", s.dir.string());
+        s.sig = create_at(s.dirfd.get(), std::string(repodata_sig_name) + ".part", s.dir.string());
+    }
+    std::vector<FetchRequest> reqs;
+    for (auto* s : order) {
+        reqs.push_back(index_request(*s, s->validators.zst, o.max_index_bytes));
+        reqs.push_back(FetchRequest{.url = fmt::format("{}/{}/{}", s->key.channel_url, s->key.subdir, repodata_sig_name),
+                               .sink_fd = s->sig.get(),
+                               .max_bytes = max_sig_file_bytes,
+                               .same_origin_only = true});
+    }
+    std::vector<FetchResponse> got = fetcher.fetch(reqs);
+    // A channel without repodata.json.zst: once more, plain.
+    std::vector<FetchRequest> retry;
+    std::vector<IndexSlot*> retried;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        IndexSlot& s = *order[i];
+        if (s.validators.zst && got[2 * i].outcome == FetchOutcome::NotFound) {
+            s.validators = Validators{.zst = false};
+            if (::ftruncate(s.body.get(), 0) != 0) throw fs::errno_error("truncate");
+            retry.push_back(index_request(s, false, o.max_index_bytes));
+            retried.push_back(&s);
+        }
+    }
+    std::vector<FetchResponse> again = retry.empty() ? std::vector<FetchResponse>{} : fetcher.fetch(retry);
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        IndexSlot& s = *order[i];
+        const int d = s.dirfd.get();
+        FetchResponse body = got[2 * i];
+        for (std::size_t j = 0; j < retried.size(); ++j)
+            if (retried[j] == &s) body = again[j];
+        const FetchResponse& sig = got[2 * i + 1];
+        const std::string part = std::string(repodata_name) + ".part";
+        const std::string sig_part = std::string(repodata_sig_name) + ".part";
+        switch (body.outcome) {
+        case FetchOutcome::Ok:
+            rename_at(d, part, repodata_name);
+            s.validators.etag = body.etag;
+            s.validators.last_modified = body.last_modified;
+            write_validators(d, s.dir, s.validators);
+            break;
+        case FetchOutcome::NotModified:
+            remove_at(d, part);
+            break;
+        default:
+            remove_at(d, part);
+            s.fetch_failed = true;
+            s.failure = body.outcome == FetchOutcome::TooLarge
+                            ? fmt::format("index is over the limit of {} bytes", o.max_index_bytes)
+                            : fmt::format("index could not be fetched: {}", body.reason);
+        }
+        if (sig.outcome == FetchOutcome::Ok) {
+            rename_at(d, sig_part, repodata_sig_name);
+        } else {
+            remove_at(d, sig_part);
+            // Not found: the index is unsigned now, and verify_index says so
+            // (a downgrade when it was signed before). Any other failure
+            // stops here, without judging from an old copy.
+            remove_at(d, repodata_sig_name);
+            if (sig.outcome != FetchOutcome::NotFound && !s.fetch_failed) {
+                s.fetch_failed = true;
+                s.failure = fmt::format("{} could not be fetched: {}", repodata_sig_name, sig.reason);
+            }
+        }
+    }
+    for (auto* s : order) {
+        const ChannelTrust trust = o.trust_for(redact_url(s->key.channel_url));
+        Result& r = s->index.result;
+        if (s->fetch_failed) {
+            r = Result{.path = index_display(s->key), .verdict = Verdict::Error, .reason = s->failure};
+            continue;
+        }
+        ChannelPolicy policy{.channel_id = trust.channel_id, .max_index_bytes = o.max_index_bytes, .now = env.now()};
+        Verifier verifier(store);
+        Result pre{.path = index_display(s->key)};
+        guarded(pre, [&] {
+            if (fs::kind_at(s->dirfd.get(), repodata_sig_name) == fs::FileKind::Regular)
+                judge.refuse_revoked(read_sig_file_at(s->dirfd.get(), repodata_sig_name, index_display(s->key) + ".sig"));
+            pre.verdict = Verdict::Valid;
+        });
+        if (pre.verdict != Verdict::Valid) {
+            r = pre;
+            continue;
+        }
+        const std::string location = redact_url(s->key.channel_url);
+        s->index = verify_index(s->dir, s->key.subdir, location, verifier, state, policy);
+        if (r.verdict == Verdict::MissingSig &&
+            fs::kind_at(s->dirfd.get(), repodata_name) == fs::FileKind::Regular) {
+            // Unsigned: a refused downgrade when it was seen signed, else the policy's call.
+            const auto subdirs = state.subdirs_at(location);
+            const bool seen_signed =
+                state.channel_at(location) ||
+                std::find(subdirs.begin(), subdirs.end(), s->key.subdir) != subdirs.end() ||
+                (trust.channel_id && state.seen(*trust.channel_id, s->key.subdir));
+            if (trust.index_required)
+                r.reason += "; the policy requires a signed index for this channel";
+            else if (!seen_signed)
+                s->index = read_unsigned_index(s->dir, s->key.subdir, policy);
+        }
+        r.path = index_display(s->key);
+        KeyJudge::apply_allowed(r, trust);
+        if (r.verdict == Verdict::Valid && o.max_index_age && s->index.guard &&
+            s->index.guard->signed_at + *o.max_index_age < env.now()) {
+            r.verdict = Verdict::Expired;
+            r.reason = fmt::format("index was signed {}, longer ago than the policy's max_index_age",
+                                   format_time(s->index.guard->signed_at));
+        }
+        if (r.verdict != Verdict::Valid) continue;
+        for (const IndexRecord& rec : s->index.records()) s->by_fn.emplace(std::string(rec.fn), &rec);
+    }
+}
+
+// ---- steps 2 to 6: one package ---------------------------------------------
+
+struct Job {
+    const PackageUrl* url = nullptr;
+    IndexSlot* index = nullptr;
+    const IndexRecord* record = nullptr;
+    TrustedRecord trusted;
+    Result result;
+    bool refused = false;  // a verdict was reached before any transfer
+    // The verified bytes: a package directory's copy, or a download into staging.
+    bool cached = false;
+    std::optional<Staging> staging;
+    fs::Fd archive, sig;
+    std::string sig_text;  // the .sig, as it was fetched or found
+    std::size_t request = 0;
+    std::string placed;  // the folder, once placed
+};
+
+std::string record_json(const Job& j, const nlohmann::json& index_json) {
+    nlohmann::json rec = parse_json(j.record->raw, {.max_bytes = j.record->raw.size() + 1});
+    for (auto& [k, v] : index_json.items())
+        if (!rec.contains(k)) rec[k] = v;
+    rec["fn"] = j.url->fn;
+    rec["url"] = redact_url(j.url->url);
+    rec["channel"] = redact_url(j.url->channel_url) + "/" + j.url->subdir;
+    rec["subdir"] = j.url->subdir;
+    return rec.dump();
+}
+
+std::optional<std::int64_t> record_timestamp(const IndexRecord& rec) {
+    const nlohmann::json j = parse_json(rec.raw, {.max_bytes = rec.raw.size() + 1});
+    const auto it = j.find("timestamp");
+    if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+    const auto t = it->get<std::int64_t>();
+    return t > max_seconds_timestamp ? t / 1000 : t;
+}
+
+// Hashes `fd` from its start, reading at most record.size + 1 bytes.
+bool same_bytes(int fd, const TrustedRecord& record) {
+    if (::lseek(fd, 0, SEEK_SET) != 0) throw fs::errno_error("seek");
+    Sha256 h;
+    std::vector<unsigned char> buf(1 << 20);
+    std::uint64_t total = 0;
+    for (;;) {
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw fs::errno_error("read");
+        if (n == 0) break;
+        total += static_cast<std::uint64_t>(n);
+        if (total > record.size) return false;
+        h.update({buf.data(), static_cast<std::size_t>(n)});
+    }
+    return total == record.size && h.finish() == record.sha256;
+}
+
+// The extracted folder's info/index.json (read through the folder's
+// descriptor, never following a link).
+nlohmann::json extracted_index_json(int folder_fd) {
+    const fs::OpenedDir info = fs::open_dir_at(folder_fd, "info");
+    if (!info.fd) throw invalid("archive has no info/ folder");
+    fs::OpenedFile f;
+    try {
+        f = fs::open_untrusted_at(info.fd.get(), "index.json", "info/index.json");
+    } catch (const fs::NotRegularFile& e) {
+        throw invalid(fmt::format("archive's info/index.json {}", e.what()));
+    }
+    nlohmann::json j;
+    try {
+        j = read_json(f.fd.get(), {.max_bytes = max_index_json_bytes}, "info/index.json");
+    } catch (const JsonError& e) {
+        throw invalid(fmt::format("archive's info/index.json: {}", e.what()));
+    }
+    if (!j.is_object()) throw invalid("archive's info/index.json is not a JSON object");
+    return j;
+}
+
+// Step 2: the signed record, and what the URL and the policy say about it.
+void check_record(Job& j, const GateOptions& o, const Environment& env) {
+    const Result& ir = j.index->index.result;
+    if (ir.verdict != Verdict::Valid)
+        throw VerdictError(ir.verdict,
+                           fmt::format("its index {} is {}: {}", ir.path, to_string(ir.verdict), ir.reason));
+    const auto it = j.index->by_fn.find(j.url->fn);
+    if (it == j.index->by_fn.end()) throw invalid(fmt::format("not in the signed index {}", ir.path));
+    j.record = it->second;
+    const IndexRecord& rec = *j.record;
+    if (rec.name != j.url->name.name || rec.version != j.url->name.version || rec.build != j.url->name.build)
+        throw invalid("the signed record's name, version or build disagrees with the file name");
+    if (rec.sha256.empty()) throw invalid("the signed record has no sha256 (md5-only records are refused)");
+    if (!rec.has_size) throw invalid("the signed record has no size");
+    const auto trusted = trusted_record_from_hex(rec.size, rec.sha256, rec.md5);
+    if (!trusted) throw invalid("the signed record's sha256 or md5 is not a hex digest");
+    j.trusted = *trusted;
+    if (j.url->sha256 && *j.url->sha256 != to_hex(j.trusted.sha256))
+        throw invalid("the #sha256 given with the URL disagrees with the signed record");
+    if (j.url->md5 && (!j.trusted.md5 || *j.url->md5 != to_hex(*j.trusted.md5)))
+        throw invalid("the #md5 given with the URL disagrees with the signed record");
+    if (o.min_age) {
+        const auto ts = record_timestamp(rec);
+        if (!ts) throw invalid("the policy's min_age needs a timestamp, and the signed record has none");
+        const auto published = TimePoint(std::chrono::seconds(*ts));
+        if (published + *o.min_age > env.now())
+            throw invalid(fmt::format("published {}, younger than the policy's min_age", format_time(published)));
+    }
+}
+
+// Step 3 for a copy already in a package directory: used only when its bytes
+// and its .sig are there and its bytes equal the record's.
+bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
+    for (auto& d : dirs) {
+        if (!d) continue;
+        const CachedEntry e = d->inspect(j.url->fn);
+        if (e.archive != fs::FileKind::Regular || e.sig != fs::FileKind::Regular) continue;
+        fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
+        if (!same_bytes(f.fd.get(), j.trusted)) continue;
+        const fs::OpenedFile sig = d->open_cached_sig(j.url->fn);
+        const fs::CappedRead text = fs::read_capped(sig.fd.get(), max_sig_file_bytes, j.url->fn + ".sig");
+        if (text.too_big) continue;
+        j.sig_text = text.data;
+        j.archive = std::move(f.fd);
+        j.cached = true;
+        return true;
+    }
+    return false;
+}
+
+// Step 3 for a download: what the transfer loop brought.
+void check_download(const Job& j, const FetchResponse& body, const FetchResponse& sig) {
+    const std::string& fn = j.url->fn;
+    if (body.outcome == FetchOutcome::TooLarge) throw invalid("download is larger than the signed record's size");
+    if (body.outcome == FetchOutcome::NotFound)
+        throw VerdictError(Verdict::Error, fmt::format("not on the server (HTTP {})", body.http_status));
+    if (body.outcome != FetchOutcome::Ok) throw VerdictError(Verdict::Error, "download failed: " + body.reason);
+    if (body.bytes != j.trusted.size)
+        throw invalid(fmt::format("download is {} bytes, the signed record says {}", body.bytes, j.trusted.size));
+    if (body.sha256 != j.trusted.sha256) throw invalid("sha256 of the download does not match the signed record");
+    if (sig.outcome == FetchOutcome::NotFound)
+        throw VerdictError(Verdict::MissingSig, fmt::format("no {}.sig on the server (HTTP {})", fn, sig.http_status));
+    if (sig.outcome == FetchOutcome::TooLarge)
+        throw VerdictError(Verdict::BadSigFile, fmt::format("{}.sig is over {} bytes", fn, max_sig_file_bytes));
+    if (sig.outcome != FetchOutcome::Ok)
+        throw VerdictError(Verdict::Error, fmt::format("{}.sig could not be fetched: {}", fn, sig.reason));
+}
+
+}  // namespace
+
+GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& o, const Environment& env,
+                    const std::function<void(const GateProgress&)>& progress) {
+    GateReport report;
+    if (o.pkgs_dirs.empty()) throw std::runtime_error("no package directory");
+    // The first package directory is where packages land (made when
+    // missing); the others are searched when they are package directories.
+    std::vector<std::optional<PackageDir>> dirs;
+    dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
+    for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
+        try {
+            dirs.emplace_back(PackageDir::open(o.pkgs_dirs[i], CreateIfMissing::No));
+        } catch (const std::system_error&) {
+            dirs.emplace_back(std::nullopt);
+        }
+    }
+    const PackageDir& target = *dirs.front();
+    const PackageDirLock lock = target.lock();
+    target.clean_staging(lock);
+
+    const KeyStore store(env.keys_dir, KeyPolicy{.min_rsa_bits = o.min_rsa_bits});
+    Verifier verifier(store);
+    KeyJudge judge(store, o);
+    StateStore state(env.state_dir);
+    Fetcher fetcher(o.transport);
+
+    std::map<IndexKey, IndexSlot> slots;
+    for (const auto& p : packages) {
+        IndexKey k{p.channel_url, p.subdir};
+        slots.try_emplace(k, IndexSlot{.key = k});
+    }
+    load_indexes(slots, o, fetcher, judge, store, state, env);
+    for (auto& [k, s] : slots) report.indexes.push_back(s.index.result);
+
+    // Steps 2 and 3 (cached copies), then one transfer loop for the rest.
+    std::vector<Job> jobs(packages.size());
+    for (std::size_t i = 0; i < packages.size(); ++i) {
+        Job& j = jobs[i];
+        j.url = &packages[i];
+        j.index = &slots.at(IndexKey{j.url->channel_url, j.url->subdir});
+        j.result.path = redact_url(j.url->url);
+        guarded(j.result, [&] {
+            check_record(j, o, env);
+            j.staging.emplace(target.stage(lock));
+            if (!find_cached(j, dirs)) {
+                j.archive = j.staging->new_archive_file();
+                j.sig = j.staging->new_archive_file();
+            }
+            j.result.verdict = Verdict::Valid;  // so far
+        });
+        j.refused = j.result.verdict != Verdict::Valid;
+    }
+    std::vector<FetchRequest> reqs;
+    GateProgress total{.packages_total = jobs.size()};
+    for (auto& j : jobs) {
+        if (j.refused || j.cached) continue;
+        j.request = reqs.size();
+        reqs.push_back(FetchRequest{.url = j.url->url, .sink_fd = j.archive.get(), .max_bytes = j.trusted.size});
+        reqs.push_back(FetchRequest{.url = j.url->url + ".sig", .sink_fd = j.sig.get(),
+                                    .max_bytes = max_sig_file_bytes, .same_origin_only = true});
+        total.bytes_expected += j.trusted.size;
+    }
+    std::vector<FetchResponse> got;
+    if (!reqs.empty())
+        got = fetcher.fetch(reqs, [&](const FetchProgress& p) {
+            if (!progress) return;
+            GateProgress g = total;
+            g.bytes_done = p.bytes_done;
+            g.packages_done = p.files_done / 2;
+            progress(g);
+        });
+
+    // Steps 4 to 6, packages in parallel.
+    parallel_for(jobs.size(), o.jobs, [&](std::size_t i) {
+        Job& j = jobs[i];
+        if (j.refused) return;
+        guarded(j.result, [&] {
+            const ChannelTrust trust = o.trust_for(redact_url(j.url->channel_url));
+            const std::string sig_display = redact_url(j.url->url) + ".sig";
+            if (!j.cached) {
+                check_download(j, got[j.request], got[j.request + 1]);
+                j.sig_text = read_sig_text(j.sig.get(), sig_display);
+            }
+            const SigFile sig = parse_sig_file(j.sig_text, sig_display);
+            judge.refuse_revoked(sig);
+            Result r = verifier.verify_digest_sig(j.trusted.sha256, sig, j.result.path);
+            KeyJudge::apply_allowed(r, trust);
+            if (r.verdict != Verdict::Valid) {
+                j.result = r;
+                return;
+            }
+            // Step 5: the same open file, extracted (and hashed again on the way).
+            extract_package(j.archive.get(), j.url->name, j.trusted, j.staging->folder_fd(), ExtractLimits{});
+            const nlohmann::json index_json = extracted_index_json(j.staging->folder_fd());
+            if (auto why = identity_mismatch(index_json, j.url->name, j.url->subdir)) throw invalid(*why);
+            if (o.refuse_link_scripts) {
+                for (const char* kind : {"pre-link", "post-link", "pre-unlink"}) {
+                    const std::string script = fmt::format("bin/.{}-{}.sh", j.url->name.name, kind);
+                    if (fs::kind_at(j.staging->folder_fd(), script) != fs::FileKind::Missing)
+                        throw invalid(fmt::format("carries a {} script ({}), and the policy refuses link scripts", kind,
+                                                  script));
+                }
+            }
+            // Step 6: into place, in conda's layout.
+            target.place(lock, *j.staging,
+                         PlaceRequest{.fn = j.url->fn,
+                                      .archive_fd = j.archive.get(),
+                                      .sig_bytes = j.sig_text,
+                                      .repodata_record_json = record_json(j, index_json),
+                                      .url = redact_url(j.url->url)});
+            j.placed = (target.path() / j.url->name.stem()).string();
+            j.result = r;
+            j.result.reason = fmt::format("{}; placed in {}", r.reason, j.placed);
+        });
+    });
+
+    // Other folders that claim a placed package, in any package directory, go.
+    for (auto& j : jobs) {
+        j.staging.reset();
+        if (j.placed.empty() || j.result.verdict != Verdict::Valid) continue;
+        guarded(j.result, [&] {
+            for (auto& d : dirs) {
+                if (!d) continue;
+                for (const auto& other : d->find_claimants(j.url->name)) {
+                    if (&*d == &target && other == j.url->name.stem()) continue;
+                    if (&*d != &target)
+                        throw VerdictError(Verdict::Error,
+                                           fmt::format("{} in package directory {} also claims this package, and "
+                                                       "only {} is ours to clean",
+                                                       condaguard::quoted(other), d->path().string(), target.path().string()));
+                    target.remove_folder(lock, other);
+                }
+            }
+        });
+        if (j.result.verdict == Verdict::Valid) report.placed.push_back(j.placed);
+    }
+    for (auto& j : jobs) report.packages.push_back(std::move(j.result));
+    return report;
+}
+
+}  // namespace condaguard

@@ -1,0 +1,465 @@
+// The install gate on a signed channel built here and reached through
+// file:// URLs (the same checks as HTTP; the transfer itself is tested in
+// tests/fetch). Each test changes one thing and expects one verdict, and a
+// refusal must leave the package directory exactly as it was.
+#include <condaguard/channel/publish.hpp>
+#include <condaguard/install/gate.hpp>
+#include <condaguard/sys/json.hpp>
+#include <condaguard/trust/sigfile.hpp>
+
+#include "../support/fault_server.hpp"
+#include "../support/nginx.hpp"
+#include "../support/packages.hpp"
+#include "../support/support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+using namespace condaguard;
+using namespace condaguard::test;
+using json = nlohmann::json;
+
+namespace {
+
+const TimePoint t0 = *parse_time("2026-11-25T10:00:00Z");
+
+// Every path under `root` with its kind, mode and content: what "unchanged" means.
+std::map<std::string, std::string> snapshot(const stdfs::path& root) {
+    std::map<std::string, std::string> out;
+    if (!stdfs::exists(root)) return out;
+    for (auto it = stdfs::recursive_directory_iterator(root); it != stdfs::recursive_directory_iterator(); ++it) {
+        const auto& p = it->path();
+        const auto st = stdfs::symlink_status(p);
+        std::string v = std::to_string(static_cast<int>(st.type())) + ":" +
+                        std::to_string(static_cast<unsigned>(st.permissions()));
+        if (stdfs::is_symlink(st)) v += "->" + stdfs::read_symlink(p).string();
+        else if (stdfs::is_regular_file(st)) v += ":" + to_hex(sha256_bytes(read_file(p)));
+        out[stdfs::relative(p, root).string()] = v;
+    }
+    return out;
+}
+
+class Gate : public ::testing::Test {
+protected:
+    void SetUp() override {
+        key_ = &keys_.add("chan");
+        alpha_ = build_package(ch() / "noarch", PackageSpec{.name = "alpha", .depends = {"beta"}});
+        beta_ = build_package(ch() / "noarch", PackageSpec{.name = "beta", .format = PackageFormat::TarBz2});
+        sign_index();
+        env_.keys_dir = keys_.keys();
+        env_.state_dir = t_ / "state";
+        env_.home = t_.path();
+        env_.clock = [this] { return now_; };
+        options_.pkgs_dirs = {pkgs()};
+        options_.index_cache = t_ / "state" / "index-cache";
+        options_.trust_for = [this](const std::string&) { return trust_; };
+    }
+    void sign_index(TimePoint at = t0, const std::string& id = "example") {
+        index_channel(ch(), IndexOptions{.jobs = 1,
+                                         .signing = IndexSigning{.key_name = KeyName("chan"),
+                                                                 .key = key_,
+                                                                 .channel_id = id,
+                                                                 .lifetime = std::chrono::hours(12),
+                                                                 .sign_packages = true,
+                                                                 .signed_at = at}});
+    }
+    stdfs::path ch() const { return t_ / "channel"; }
+    stdfs::path pkgs() const { return t_ / "pkgs"; }
+    std::string url(const stdfs::path& pkg) const { return "file://" + pkg.string(); }
+
+    GateReport gate(const std::vector<std::string>& urls) {
+        std::vector<PackageUrl> ps;
+        for (const auto& u : urls) ps.push_back(parse_package_url(u, t_.path()));
+        return run_gate(ps, options_, env_);
+    }
+    Result one(const stdfs::path& pkg) {
+        auto r = gate({url(pkg)});
+        EXPECT_EQ(r.packages.size(), 1u);
+        return r.packages.at(0);
+    }
+    // Runs the gate on `pkg`, expects `v` with `fragment` in the reason and the package directory unchanged.
+    void expect_refused(const stdfs::path& pkg, Verdict v, const std::string& fragment) {
+        const auto before = snapshot(pkgs());
+        const Result r = one(pkg);
+        EXPECT_EQ(to_string(r.verdict), to_string(v)) << r.reason;
+        EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
+        const auto after = snapshot(pkgs());
+        // A first run may create the empty package directory itself; nothing of the package may be in it.
+        for (const auto& [path, what] : after) {
+            if (path == "urls.txt" || path.starts_with(".condaguard")) continue;
+            EXPECT_TRUE(before.count(path) && before.at(path) == what) << "changed: " << path;
+        }
+        for (const auto& [path, what] : before) EXPECT_TRUE(after.count(path)) << "removed: " << path;
+    }
+
+    TempDir t_;
+    Keys keys_;
+    const PrivateKey* key_ = nullptr;
+    stdfs::path alpha_, beta_;
+    Environment env_;
+    TimePoint now_ = t0 + std::chrono::hours(1);
+    ChannelTrust trust_;
+    GateOptions options_;
+};
+
+TEST_F(Gate, GoodPackageLandsInCondasLayout) {
+    const Result r = one(alpha_);
+    ASSERT_EQ(to_string(r.verdict), "VALID") << r.reason;
+    const std::string fn = alpha_.filename().string();
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_EQ(read_file(pkgs() / (fn + ".sig")), read_file(alpha_.string() + ".sig"));
+    const stdfs::path folder = pkgs() / "alpha-1.0-0";
+    EXPECT_TRUE(stdfs::is_regular_file(folder / "info" / "index.json"));
+    EXPECT_EQ(read_file(folder / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+    const json rec = json::parse(read_file(folder / "info" / "repodata_record.json"));
+    EXPECT_EQ(rec["fn"], fn);
+    EXPECT_EQ(rec["name"], "alpha");
+    EXPECT_EQ(rec["url"], url(alpha_));
+    EXPECT_EQ(rec["sha256"], to_hex(sha256_bytes(read_file(alpha_))));
+    EXPECT_EQ(rec["depends"], json::array({"beta"}));
+    EXPECT_NE(read_file(pkgs() / "urls.txt").find(url(alpha_) + "\n"), std::string::npos);
+}
+
+TEST_F(Gate, SeveralPackagesInOneRun) {
+    const auto rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    for (const auto& r : rep.packages) EXPECT_EQ(to_string(r.verdict), "VALID") << r.path << ": " << r.reason;
+    EXPECT_TRUE(stdfs::is_directory(pkgs() / "beta-1.0-0" / "info"));
+}
+
+TEST_F(Gate, A2_missing_package_signature) {
+    stdfs::remove(alpha_.string() + ".sig");
+    expect_refused(alpha_, Verdict::MissingSig, ".sig");
+}
+
+TEST_F(Gate, A3_key_absent) {
+    stdfs::remove(keys_.keys() / "chan.pub");
+    expect_refused(alpha_, Verdict::MissingKey, "");
+}
+
+TEST_F(Gate, A5_key_not_allowed_for_channel) {
+    trust_.allowed_keys = {"other"};
+    expect_refused(alpha_, Verdict::UntrustedKey, "does not allow");
+}
+
+TEST_F(Gate, A5_key_allowed_by_fingerprint) {
+    trust_.allowed_keys = {"sha256:" + key_->public_key().fingerprint()};
+    EXPECT_EQ(one(alpha_).verdict, Verdict::Valid);
+}
+
+TEST_F(Gate, A21_revoked_key_refused_first) {
+    options_.revoked = [this](const std::string& fp) -> std::optional<Revocation> {
+        if (fp == key_->public_key().fingerprint()) return Revocation{.reason = "laptop stolen", .date = "2026-11-01"};
+        return std::nullopt;
+    };
+    expect_refused(alpha_, Verdict::BadKey, "revoked");
+}
+
+TEST_F(Gate, A8_package_bytes_changed) {
+    std::string bytes = read_file(alpha_);
+    bytes[bytes.size() / 2] ^= 1;
+    write_file(alpha_, bytes);
+    expect_refused(alpha_, Verdict::Invalid, "sha256");
+}
+
+TEST_F(Gate, A12_package_longer_than_record) {
+    write_file(alpha_, read_file(alpha_) + "x");
+    expect_refused(alpha_, Verdict::Invalid, "larger");
+}
+
+TEST_F(Gate, A1_unsigned_index_refused_when_the_policy_requires_one) {
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    trust_.index_required = true;
+    expect_refused(alpha_, Verdict::MissingSig, "requires a signed index");
+}
+
+TEST_F(Gate, A1_stripped_index_signature_after_a_signed_one_is_a_refused_downgrade) {
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    expect_refused(beta_, Verdict::MissingSig, "signed here before");
+}
+
+TEST_F(Gate, UnsignedIndexOfAChannelNeverSeenSigned_PackagesStandOnTheirOwnSignatures) {
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    const auto rep = gate({url(alpha_)});
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_NE(rep.indexes.at(0).reason.find("not signed"), std::string::npos) << rep.indexes.at(0).reason;
+    stdfs::remove(beta_.string() + ".sig");
+    expect_refused(beta_, Verdict::MissingSig, ".sig");
+}
+
+TEST_F(Gate, A7_unsigned_index_cannot_rename_a_signed_package) {
+    // Without a signed index the record is the attacker's: beta's signed bytes
+    // served as alpha, with a record that matches them. The archive's own
+    // info/index.json gives it away.
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    json rd = json::parse(read_file(ch() / "noarch" / "repodata.json"));
+    const std::string a = alpha_.filename().string(), b = beta_.filename().string();
+    const stdfs::path fake = ch() / "noarch" / "alpha-1.0-0.tar.bz2";
+    json rec = rd["packages"][b];
+    rec["name"] = "alpha";
+    rd["packages"]["alpha-1.0-0.tar.bz2"] = rec;
+    write_file(ch() / "noarch" / "repodata.json", rd.dump());
+    stdfs::copy_file(beta_, fake);
+    stdfs::copy_file(beta_.string() + ".sig", fake.string() + ".sig");
+    expect_refused(fake, Verdict::Invalid, "index.json");
+    (void)a;
+}
+
+TEST_F(Gate, A10_expired_index) {
+    now_ = t0 + std::chrono::hours(13);
+    expect_refused(alpha_, Verdict::Expired, "expired");
+}
+
+TEST_F(Gate, A10_index_older_than_max_index_age) {
+    options_.max_index_age = std::chrono::minutes(30);
+    expect_refused(alpha_, Verdict::Expired, "max_index_age");
+}
+
+TEST_F(Gate, A9_rollback_to_older_index) {
+    sign_index(t0 + std::chrono::minutes(10));  // version 2
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    const std::string v2 = read_file(ch() / "noarch" / "repodata.json");
+    // Serve version 1 again: an older signed index kept by a mirror.
+    stdfs::remove_all(ch());
+    alpha_ = build_package(ch() / "noarch", PackageSpec{.name = "alpha", .depends = {"beta"}});
+    build_package(ch() / "noarch", PackageSpec{.name = "beta", .format = PackageFormat::TarBz2});
+    sign_index();
+    ASSERT_NE(read_file(ch() / "noarch" / "repodata.json"), v2);
+    expect_refused(alpha_, Verdict::Rollback, "older");
+}
+
+TEST_F(Gate, A22_index_of_another_channel) {
+    trust_.channel_id = "conda-forge";
+    expect_refused(alpha_, Verdict::Invalid, "expected 'conda-forge'");
+}
+
+TEST_F(Gate, A7_signed_bytes_of_another_package_under_this_name) {
+    // The owner's key signed beta's bytes; an attacker serves them (with
+    // their valid .sig) as alpha and gets a record for them signed... here
+    // the record stays alpha's, so the digest gives it away.
+    write_file(alpha_, read_file(beta_));
+    write_file(alpha_.string() + ".sig", read_file(beta_.string() + ".sig"));
+    expect_refused(alpha_, Verdict::Invalid, "");
+}
+
+TEST_F(Gate, NotInTheSignedIndex) {
+    const auto extra = build_package(t_ / "elsewhere" / "noarch", PackageSpec{.name = "gamma"});
+    stdfs::copy_file(extra, ch() / "noarch" / extra.filename());
+    expect_refused(ch() / "noarch" / extra.filename(), Verdict::Invalid, "not in the signed index");
+}
+
+TEST_F(Gate, A15_explicit_hash_must_agree_with_signed_record) {
+    const auto before = snapshot(pkgs());
+    auto rep = gate({url(alpha_) + "#" + std::string(64, 'a')});
+    EXPECT_EQ(rep.packages.at(0).verdict, Verdict::Invalid) << rep.packages.at(0).reason;
+    EXPECT_NE(rep.packages.at(0).reason.find("#sha256"), std::string::npos);
+    rep = gate({url(alpha_) + "#" + to_hex(sha256_bytes(read_file(alpha_)))});
+    EXPECT_EQ(rep.packages.at(0).verdict, Verdict::Valid) << rep.packages.at(0).reason;
+}
+
+TEST_F(Gate, MinAgeRefusesFreshPackages) {
+    options_.min_age = std::chrono::hours(24 * 365 * 100);
+    expect_refused(alpha_, Verdict::Invalid, "min_age");
+}
+
+TEST_F(Gate, LinkScriptsRefusedByPolicy) {
+    const auto p = build_package(ch() / "noarch",
+                                 PackageSpec{.name = "scripted",
+                                             .files = {{"bin/.scripted-post-link.sh", "echo owned\n"}}});
+    sign_index();
+    options_.refuse_link_scripts = true;
+    expect_refused(p, Verdict::Invalid, "post-link");
+    options_.refuse_link_scripts = false;
+    EXPECT_EQ(one(p).verdict, Verdict::Valid);
+}
+
+TEST_F(Gate, A14_tampered_cached_tarball_is_replaced) {
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    const std::string fn = alpha_.filename().string();
+    std::string bytes = read_file(pkgs() / fn);
+    bytes[bytes.size() / 2] ^= 1;
+    write_file(pkgs() / fn, bytes);
+    write_file(pkgs() / "alpha-1.0-0" / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+}
+
+TEST_F(Gate, A14_extracted_folder_rewritten_under_good_tarball_is_replaced) {
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    write_file(pkgs() / "alpha-1.0-0" / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    write_file(pkgs() / "alpha-1.0-0" / "bin" / "extra", "planted\n");
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+    EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-1.0-0" / "bin" / "extra"));
+}
+
+TEST_F(Gate, A14_folder_without_tarball_is_fetched_again) {
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    const std::string fn = alpha_.filename().string();
+    stdfs::remove(pkgs() / fn);
+    write_file(pkgs() / "alpha-1.0-0" / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+}
+
+TEST_F(Gate, A14_planted_sibling_claiming_the_package_is_removed) {
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    stdfs::copy(pkgs() / "alpha-1.0-0", pkgs() / "alpha-planted", stdfs::copy_options::recursive);
+    write_file(pkgs() / "alpha-planted" / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
+    EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-planted"));
+    EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
+}
+
+TEST_F(Gate, A15_file_url_symlinked_package_refused) {
+    stdfs::rename(alpha_, t_ / "real.conda");
+    stdfs::create_symlink(t_ / "real.conda", alpha_);
+    expect_refused(alpha_, Verdict::Error, "");
+}
+
+TEST_F(Gate, A15_file_url_symlinked_index_refused) {
+    const stdfs::path rd = ch() / "noarch" / "repodata.json";
+    stdfs::rename(rd, t_ / "repodata.json");
+    stdfs::create_symlink(t_ / "repodata.json", rd);
+    expect_refused(alpha_, Verdict::Error, "");
+}
+
+// ---- over HTTP: Debian's nginx, and the fault-injecting server -------------
+
+class GateHttp : public Gate {
+protected:
+    void SetUp() override {
+        Gate::SetUp();
+        options_.transport.max_retries = 1;
+        options_.transport.backoff = std::chrono::milliseconds(10);
+        options_.transport.low_speed_time = std::chrono::seconds(1);
+        options_.transport.connect_timeout = std::chrono::milliseconds(2000);
+    }
+    // Serves every file of the channel from the fault server, `edit` changing one route.
+    void serve_channel(FaultServer& srv) {
+        for (const auto& e : stdfs::recursive_directory_iterator(ch()))
+            if (e.is_regular_file())
+                srv.route("/" + stdfs::relative(e.path(), t_.path()).string(), Route{.body = read_file(e.path())});
+    }
+    std::string rel(const stdfs::path& p) const { return "/" + stdfs::relative(p, t_.path()).string(); }
+    Result one_url(const std::string& u) {
+        auto r = gate({u});
+        return r.packages.at(0);
+    }
+    void expect_refused_url(const std::string& u, Verdict v, const std::string& fragment) {
+        const auto before = snapshot(pkgs());
+        const Result r = one_url(u);
+        EXPECT_EQ(to_string(r.verdict), to_string(v)) << r.reason;
+        EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
+        for (const auto& [path, what] : snapshot(pkgs())) {
+            if (path == "urls.txt" || path.starts_with(".condaguard")) continue;
+            EXPECT_TRUE(before.count(path) && before.at(path) == what) << "changed: " << path;
+        }
+    }
+};
+
+TEST_F(GateHttp, NginxHttpAndConditionalIndexRequests) {
+    CONDAGUARD_NGINX_OR_SKIP();
+    Deadline d(60);
+    Nginx nginx(t_.path());
+    const auto rep = gate({nginx.http_url(rel(alpha_)), nginx.http_url(rel(beta_))});
+    for (const auto& r : rep.packages) EXPECT_EQ(to_string(r.verdict), "VALID") << r.path << ": " << r.reason;
+    EXPECT_TRUE(stdfs::is_directory(pkgs() / "beta-1.0-0" / "info"));
+    // Again: the index is not downloaded again (304), and is verified again.
+    stdfs::remove_all(pkgs());
+    ASSERT_EQ(one_url(nginx.http_url(rel(alpha_))).verdict, Verdict::Valid);
+    EXPECT_NE(nginx.access_log().find("GET /channel/noarch/repodata.json HTTP/1.1 304"), std::string::npos)
+        << nginx.access_log();
+}
+
+TEST_F(GateHttp, NginxHttpsWithTheTestCa) {
+    CONDAGUARD_NGINX_OR_SKIP();
+    Deadline d(60);
+    Nginx nginx(t_.path());
+    options_.transport.ca_bundle = test_ca_file();
+    EXPECT_EQ(one_url(nginx.https_url(rel(alpha_))).verdict, Verdict::Valid);
+}
+
+TEST_F(GateHttp, A26_https_without_the_ca_is_refused) {
+    CONDAGUARD_NGINX_OR_SKIP();
+    Deadline d(60);
+    Nginx nginx(t_.path());
+    expect_refused_url(nginx.https_url(rel(alpha_)), Verdict::Error, "");
+}
+
+TEST_F(GateHttp, ZstdIndexUsedWhereOfferedSignatureOverDecodedBytes) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    const stdfs::path rd = ch() / "noarch" / "repodata.json";
+    srv.route(rel(rd) + ".zst", Route{.body = compress(read_file(rd), Compression::Zstd)});
+    srv.route(rel(rd), Route{.status = 500});  // never asked for while the .zst is there
+    EXPECT_EQ(to_string(one_url(srv.url(rel(alpha_))).verdict), "VALID");
+    EXPECT_EQ(srv.hits(rel(rd)), 0u);
+    // Decompression stops at the policy's cap.
+    options_.max_index_bytes = 100;
+    stdfs::remove_all(t_ / "state" / "index-cache");
+    expect_refused_url(srv.url(rel(beta_)), Verdict::Error, "over the limit");
+}
+
+TEST_F(GateHttp, A2_sig_404) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    srv.route(rel(alpha_) + ".sig", Route{.status = 404});
+    expect_refused_url(srv.url(rel(alpha_)), Verdict::MissingSig, ".sig");
+}
+
+TEST_F(GateHttp, A12_endless_package_body_stops_at_the_record_size) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    srv.route(rel(alpha_), Route{.body = std::string(1 << 16, 'x'), .fault = Fault::Endless});
+    expect_refused_url(srv.url(rel(alpha_)), Verdict::Invalid, "larger");
+}
+
+TEST_F(GateHttp, A13_slow_drip_is_abandoned) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    srv.route(rel(alpha_), Route{.body = read_file(alpha_), .fault = Fault::SlowDrip,
+                                 .drip_interval = std::chrono::milliseconds(2500)});
+    expect_refused_url(srv.url(rel(alpha_)), Verdict::Error, "download failed");
+}
+
+TEST_F(GateHttp, A8_truncated_then_good_download_is_retried) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    srv.route(rel(alpha_), Route{.body = read_file(alpha_), .fault = Fault::Truncate, .fault_times = 1});
+    EXPECT_EQ(one_url(srv.url(rel(alpha_))).verdict, Verdict::Valid);
+}
+
+TEST_F(GateHttp, A22_sig_redirected_to_another_origin_is_refused) {
+    Deadline d(30);
+    FaultServer srv, other;
+    serve_channel(srv);
+    serve_channel(other);
+    srv.route(rel(alpha_) + ".sig", Route{.status = 302, .location = other.url(rel(alpha_) + ".sig")});
+    expect_refused_url(srv.url(rel(alpha_)), Verdict::Error, "origin");
+}
+
+TEST_F(GateHttp, A26_credentials_never_sent_over_http) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    const std::string u = "http://user:secret@127.0.0.1:" + std::to_string(srv.port()) + rel(alpha_);
+    const auto rep = gate({u});
+    EXPECT_NE(rep.packages.at(0).verdict, Verdict::Valid);
+    for (const auto& r : rep.indexes) EXPECT_EQ(r.path.find("secret"), std::string::npos) << r.path;
+    EXPECT_EQ(rep.packages.at(0).reason.find("secret"), std::string::npos);
+    EXPECT_EQ(rep.packages.at(0).path.find("secret"), std::string::npos);
+    for (const auto& req : srv.requests()) EXPECT_FALSE(req.has_header("authorization")) << req.target;
+}
+
+}  // namespace
