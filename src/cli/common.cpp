@@ -31,6 +31,17 @@ Environment read_environment(const EnvironmentOptions& options) {
     return env;
 }
 
+std::map<std::string, std::string> read_variables() {
+    std::map<std::string, std::string> out;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        const std::string_view kv(*e);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        out.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return out;
+}
+
 void KeyOptions::add_to(CLI::App& app) {
     app.add_option("--keys-dir", keys_dir,
                    "Keys directory (default: $CONDA_KEYS_DIR, else ~/.conda/keys)")

@@ -13,6 +13,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -40,6 +41,10 @@ struct EnvironmentOptions {
 // database), CONDA_KEYS_DIR and CONDA_GUARD_STATE_DIR. Each command calls it
 // once, after parsing, and passes the Environment on.
 Environment read_environment(const EnvironmentOptions& options);
+
+// Every environment variable, for what reads conda's configuration (CONDARC,
+// CONDA_*, XDG_CONFIG_HOME, and the $VARS its paths may name).
+std::map<std::string, std::string> read_variables();
 
 struct KeyOptions {
     std::string keys_dir;                  // --keys-dir

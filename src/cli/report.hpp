@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -35,6 +36,8 @@
 
 namespace condaguard {
 struct ChannelReport;  // channel/verify.hpp
+struct GateReport;     // install/gate.hpp
+struct GateProgress;   // install/gate.hpp
 struct SubdirReport;   // channel/publish.hpp
 struct Policy;         // config/policy.hpp
 }  // namespace condaguard
@@ -131,6 +134,10 @@ public:
     // exits 1 when any package was left out. (report_channel.cpp)
     int index(const std::vector<SubdirReport>& subdirs, const std::optional<IndexSigner>& signer) const;
 
+    // fetch: the indexes' findings, then one line per package, then a
+    // summary line. (report_gate.cpp)
+    int gate(const GateReport& report) const;
+
     // conda-sign --keygen, before the (slow) generation starts: text only.
     void generating_key() const;
     // conda-sign --keygen / --import-key: where the pair went.
@@ -162,6 +169,23 @@ private:
     std::string reason_text(const Result& r) const;
 
     const char* prog_;
+};
+
+// The fetch progress display: one line on standard error, redrawn in place,
+// only when standard error is a terminal and the output is not JSON; cleared
+// when done. (report_gate.cpp)
+class ProgressLine {
+public:
+    explicit ProgressLine(const Reporter& out);
+    ~ProgressLine();
+    ProgressLine(const ProgressLine&) = delete;
+    ProgressLine& operator=(const ProgressLine&) = delete;
+    void show(const GateProgress& p);
+
+private:
+    bool enabled_;
+    bool shown_ = false;
+    std::chrono::steady_clock::time_point start_;
 };
 
 // Display width of escape_text(s) (code points, not bytes).

@@ -1,0 +1,60 @@
+// The install gate's report and progress display (report.hpp), in their own
+// source so that only conda-guard links the install library.
+#include <condaguard/install/gate.hpp>
+
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unistd.h>
+
+namespace condaguard::cli {
+
+int Reporter::gate(const GateReport& report) const {
+    std::vector<Result> all = report.indexes;
+    all.insert(all.end(), report.packages.begin(), report.packages.end());
+    const int status = exit_status(all);
+    if (json) {
+        nlohmann::json indexes = nlohmann::json::array();
+        nlohmann::json packages = nlohmann::json::array();
+        for (const auto& r : report.indexes) indexes.push_back(to_json(r));
+        for (const auto& r : report.packages) packages.push_back(to_json(r));
+        print_envelope("fetch", status,
+                       {{"indexes", std::move(indexes)}, {"packages", std::move(packages)}, {"placed", report.placed}});
+        return status;
+    }
+    std::size_t width = 0;
+    for (const auto& r : all) width = std::max(width, text_width(r.path));
+    std::vector<const Result*> lines;
+    for (const auto& r : all) lines.push_back(&r);
+    print_result_lines(lines, width);
+    const auto refused = static_cast<std::size_t>(std::count_if(
+        report.packages.begin(), report.packages.end(), [](const Result& r) { return r.verdict != Verdict::Valid; }));
+    fmt::print("{} of {} package{} verified and placed{}\n", report.packages.size() - refused, report.packages.size(),
+               report.packages.size() == 1 ? "" : "s",
+               refused ? fmt::format("; {} refused, nothing of {} was placed", refused, refused == 1 ? "it" : "them")
+                       : std::string());
+    return status;
+}
+
+ProgressLine::ProgressLine(const Reporter& out) : enabled_(!out.json && ::isatty(STDERR_FILENO) == 1) {}
+
+ProgressLine::~ProgressLine() {
+    if (enabled_ && shown_) fmt::print(stderr, "\r\033[K");
+}
+
+void ProgressLine::show(const GateProgress& p) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!shown_) start_ = now;
+    shown_ = true;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(p.bytes_done) / secs : 0.0;
+    fmt::print(stderr, "\r\033[K{:.1f} / {:.1f} MB, {} of {} packages, {:.1f} MB/s",
+               static_cast<double>(p.bytes_done) / 1e6, static_cast<double>(p.bytes_expected) / 1e6, p.packages_done,
+               p.packages_total, rate / 1e6);
+    std::fflush(stderr);
+}
+
+}  // namespace condaguard::cli
