@@ -1,6 +1,9 @@
 // Writes N real conda packages (half .conda, half .tar.bz2) into DIR/noarch
-// for the index benchmark, with the test suite's package builder.
-// Usage: make_packages DIR N
+// for the benchmarks, with the test suite's package builder.
+// Usage: make_packages DIR N [TOTAL_MB]
+// Without TOTAL_MB: small packages of 40 to 88 kB (the index benchmark). With
+// it: mixed sizes adding up to about TOTAL_MB, one package in five ten times
+// larger than the others (the gate benchmark).
 #include "../tests/support/packages.hpp"
 
 #include <cstdint>
@@ -9,12 +12,16 @@
 #include <string>
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: make_packages DIR N\n";
+    if (argc != 3 && argc != 4) {
+        std::cerr << "usage: make_packages DIR N [TOTAL_MB]\n";
         return 2;
     }
     const std::filesystem::path dir = std::filesystem::path(argv[1]) / "noarch";
     const int n = std::atoi(argv[2]);
+    const std::uint64_t total_mb = argc == 4 ? std::strtoull(argv[3], nullptr, 10) : 0;
+    auto weight = [](int i) { return i % 5 == 0 ? 10 : 1; };  // both formats among the large ones
+    std::uint64_t weights = 0;
+    for (int i = 0; i < n; ++i) weights += static_cast<std::uint64_t>(weight(i));
     std::uint64_t x = 0x9e3779b97f4a7c15ULL;  // xorshift: payloads that do not compress away
     auto noise = [&x](std::size_t len) {
         std::string out(len, '\0');
@@ -30,7 +37,9 @@ int main(int argc, char** argv) {
         condaguard::test::PackageSpec spec;
         spec.name = "bench" + std::to_string(i);
         spec.format = i % 2 == 0 ? condaguard::PackageFormat::Conda : condaguard::PackageFormat::TarBz2;
-        spec.files = {{"lib/data.bin", noise(40000 + (i % 7) * 8000)},
+        const std::size_t len = total_mb ? static_cast<std::size_t>(total_mb * 1000000 * weight(i) / weights)
+                                         : static_cast<std::size_t>(40000 + (i % 7) * 8000);
+        spec.files = {{"lib/data.bin", noise(len)},
                       {"bin/tool", "#!/bin/sh\necho " + spec.name + "\n"}};
         spec.depends = {"python >=3.8", "zlib"};
         condaguard::test::build_package(dir, spec);
