@@ -3,7 +3,9 @@
 # a temporary keys directory, packages built here, keygen, sign, verify, a
 # tampered copy and a stripped signature refused with their verdicts; then a
 # signed channel published with conda-guard index and verified, and an edited
-# index and a rolled-back index refused. Each change it makes to a file is
+# index and a rolled-back index refused; then the install gate fetching from a
+# local HTTP server into a package cache: a good package lands, a tampered one
+# is refused and the cache is unchanged. Each change it makes to a file is
 # printed as the shell command that makes it, before the verdict it causes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,7 @@ rm -f "$log"
 bash scripts/build.sh >/dev/null
 SIGN="$PWD/build/src/cli/conda-sign"
 GUARD="$PWD/build/src/cli/conda-guard"
+export PATH="$PWD/build/src/cli:$PATH"  # for the commands shown by change()
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -78,5 +81,29 @@ expect 1 "$GUARD" verify-channel channel --index-only
 change 'cp old.json channel/noarch/repodata.json; cp old.json.sig channel/noarch/repodata.json.sig' \
   'replay version 1, validly signed but older'
 expect 1 "$GUARD" verify-channel channel --index-only
+
+printf '\n== conda-guard fetch: the install gate, from a local server, into a package cache ==\n'
+change 'conda-guard index channel --sign demo --channel-id demo-channel --expires 7d >/dev/null' \
+  'sign the index again (version 3), replacing the replayed one'
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$work" "$port" >/dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+step "python3 -m http.server --bind 127.0.0.1 --directory $work $port &   # serves channel/ over HTTP"
+url="http://127.0.0.1:$port/channel/noarch"
+expect 0 "$GUARD" fetch --pkgs-dir pkgs "$url/hello-1.0-0.tar.bz2"
+step 'find pkgs -path pkgs/.condaguard -prune -o -print | sort'
+find pkgs -path pkgs/.condaguard -prune -o -print | sort
+change "printf X | dd of=channel/noarch/world-2.1-0.tar.bz2 bs=1 seek=100 conv=notrunc status=none" \
+  'tamper with world on the server (its signed record and .sig stay as they were)'
+before=$(find pkgs -path pkgs/.condaguard -prune -o -print | sort | xargs -d '\n' ls -ld --time-style=+%s.%N | sha256sum)
+expect 1 "$GUARD" fetch --pkgs-dir pkgs "$url/world-2.1-0.tar.bz2"
+after=$(find pkgs -path pkgs/.condaguard -prune -o -print | sort | xargs -d '\n' ls -ld --time-style=+%s.%N | sha256sum)
+step 'find pkgs ... | sha256sum   # the package cache before and after the refusal'
+echo "before: $before"
+echo "after:  $after"
+[ "$before" = "$after" ] || { echo "demo: the package cache changed" >&2; exit 1; }
 printf '\nDemo done: signed packages verify; a tampered copy is INVALID and a stripped signature MISSING_SIG;\n'
-printf 'the signed channel verifies; an edited index is INVALID and a replayed older one ROLLBACK.\n'
+printf 'the signed channel verifies; an edited index is INVALID and a replayed older one ROLLBACK;\n'
+printf 'the gate places a verified package in the cache and refuses a tampered one, leaving the cache as it was.\n'
