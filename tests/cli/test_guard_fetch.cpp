@@ -124,6 +124,38 @@ TEST_F(GuardFetch, A21_revoked_key_in_policy) {
     EXPECT_NE(r.out.find("revoked"), std::string::npos) << r.out;
 }
 
+TEST_F(GuardFetch, A26_ssl_verify_false_warns_on_every_run) {
+    write_file(t_ / "condarc.yml", "ssl_verify: false\n");
+    auto e = env();
+    e.push_back("CONDARC=" + (t_ / "condarc.yml").string());
+    for (int i = 0; i < 2; ++i) {
+        const RunResult r = run_isolated(conda_guard_exe(), {"fetch", "--pkgs-dir", pkgs().string(), url(alpha_)},
+                                         t_ / "home", e);
+        EXPECT_EQ(r.status, 0) << r.err;
+        EXPECT_NE(r.err.find("warning: ssl_verify is false"), std::string::npos) << r.err;
+    }
+}
+
+TEST_F(GuardFetch, A19_unusable_package_directory_stops_the_run) {
+    write_file(pkgs(), "not a directory");
+    const RunResult r = g({url(alpha_)});
+    EXPECT_EQ(r.status, 2) << r.out;
+    EXPECT_NE(r.err.find(pkgs().string()), std::string::npos) << r.err;
+}
+
+TEST_F(GuardFetch, A26_credentials_redacted_in_output) {
+    auto e = env();
+    e.push_back("CONDA_REMOTE_MAX_RETRIES=0");
+    const RunResult r = run_isolated(conda_guard_exe(),
+                                     {"fetch", "--pkgs-dir", pkgs().string(), "--json",
+                                      "https://alice:hunter2@127.0.0.1:9/t/tok-123/chan/noarch/x-1-0.conda"},
+                                     t_ / "home", e);
+    EXPECT_NE(r.status, 0);
+    EXPECT_EQ(r.out.find("hunter2"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("tok-123"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find("hunter2"), std::string::npos) << r.err;
+}
+
 // Every entry the package directory holds is complete and verified: each
 // extracted folder sits beside its archive and .sig, the archive's bytes are
 // the channel's, and the folder has its repodata_record.json.

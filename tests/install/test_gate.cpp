@@ -260,6 +260,40 @@ TEST_F(Gate, A15_explicit_hash_must_agree_with_signed_record) {
     EXPECT_EQ(rep.packages.at(0).verdict, Verdict::Valid) << rep.packages.at(0).reason;
 }
 
+// The channel's own key signs a package whose archive tries to leave its
+// folder: every signature is good, and extraction still refuses it.
+TEST_F(Gate, A16_signed_archive_escaping_its_folder_is_refused) {
+    const json index{{"name", "evil"}, {"version", "1.0"}, {"build", "0"}, {"build_number", 0},
+                     {"subdir", "noarch"}, {"depends", json::array()}};
+    const std::string tar = tar_member("info/index.json", index.dump()) +
+                            tar_member("lib/evil", "", '2', TarHeaderExtras{.link = "../../../outside"}) +
+                            tar_member("lib/evil/x", "pwned") + tar_end();
+    const stdfs::path p = build_raw_package(ch() / "noarch", "evil-1.0-0", PackageFormat::TarBz2, tar);
+    const std::string bytes = read_file(p);
+    json rd = json::parse(read_file(ch() / "noarch" / "repodata.json"));
+    json rec = index;
+    rec["sha256"] = to_hex(sha256_bytes(bytes));
+    rec["size"] = bytes.size();
+    rd["packages"]["evil-1.0-0.tar.bz2"] = rec;
+    const std::string rd_bytes = rd.dump();
+    write_file(ch() / "noarch" / "repodata.json", rd_bytes);
+    write_file(ch() / "noarch" / "repodata.json.sig",
+               format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(rd_bytes))));
+    write_file(p.string() + ".sig", format_sig_file(KeyName("chan"), key_->sign_digest(sha256_bytes(bytes))));
+    expect_refused(p, Verdict::Invalid, "lib/evil");
+    EXPECT_FALSE(stdfs::exists(t_ / "outside"));
+}
+
+TEST_F(Gate, A4_downloaded_sig_naming_a_key_outside_the_keys_directory) {
+    write_file(alpha_.string() + ".sig", "../../tmp/x " + base64_encode(std::vector<unsigned char>(256, 1)) + "\n");
+    expect_refused(alpha_, Verdict::BadSigFile, "");
+}
+
+TEST_F(Gate, A17_malformed_downloaded_sig) {
+    write_file(alpha_.string() + ".sig", "chan not-base64!! extra\n");
+    expect_refused(alpha_, Verdict::BadSigFile, "");
+}
+
 TEST_F(Gate, MinAgeRefusesFreshPackages) {
     options_.min_age = std::chrono::hours(24 * 365 * 100);
     expect_refused(alpha_, Verdict::Invalid, "min_age");
