@@ -157,6 +157,21 @@ TEST_F(Gate, A21_revoked_key_refused_first) {
     expect_refused(alpha_, Verdict::BadKey, "revoked");
 }
 
+TEST_F(Gate, A20_revoked_trust_anchor_refuses_the_index_before_anything_else) {
+    // The key in the keys directory is the anchor; once revoked, nothing it
+    // signed is used, the index included, even where its signature checks out.
+    options_.revoked = [this](const std::string& fp) -> std::optional<Revocation> {
+        if (fp == key_->public_key().fingerprint()) return Revocation{.reason = "retired", .date = "2026-01-01"};
+        return std::nullopt;
+    };
+    const auto before = snapshot(pkgs());
+    const auto rep = gate({url(alpha_)});
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "BAD_KEY") << rep.indexes.at(0).reason;
+    EXPECT_NE(rep.indexes.at(0).reason.find("revoked since 2026-01-01: retired"), std::string::npos);
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "BAD_KEY");
+    EXPECT_TRUE(rep.placed.empty());
+}
+
 TEST_F(Gate, A8_package_bytes_changed) {
     std::string bytes = read_file(alpha_);
     bytes[bytes.size() / 2] ^= 1;
