@@ -10,6 +10,9 @@
 #   package   small .conda and .tar.bz2 packages from fuzz/make_seeds (the
 #             test suite's package builder), well-formed and odd ones
 #   repodata  the signed repodata.json of `conda-guard index --sign` on them
+#   policy    the example of man/conda-guard-policy.5 and small policies
+#   condarc   small .condarc files using the keys the gate reads
+#   explicit  explicit files as `conda list --explicit` writes them
 # plus the matching files of ../shared/fixtures when it exists (or
 # $CONDAGUARD_SHARED_DIR). What the fuzzer finds goes to fuzz/corpus/NAME,
 # which persists between runs. Exits 1 if any target crashed.
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 max_len=65536
-targets=(sigfile keys package repodata)
+targets=(sigfile keys package repodata policy condarc explicit)
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ! command -v clang++ >/dev/null; then
@@ -63,6 +66,16 @@ for f in "$work"/channel/noarch/*.sig; do add sigfile "$f"; done
 "$guard" index "$work/channel" --sign seed-ed --channel-id seed >/dev/null
 add repodata "$work/channel/noarch/repodata.json"
 add sigfile "$work/channel/noarch/repodata.json.sig"
+
+printf 'min_rsa_bits: 3072\nparallel: 8\nmin_age: 3d\nlink_scripts: refuse\nchannels:\n  - match: conda-forge\n    keys: [MyKey]\n    index: required\n    channel_id: conda-forge\n' >"$work/p1.yaml"
+printf 'revoked_keys:\n  - fingerprint: %s\n    reason: lost\n    date: 2026-01-02\nmax_index_age: 30d\nmax_index_bytes: 1GiB\n' "$(printf %064d 0)" >"$work/p2.yaml"
+sed -n '/^\.EX/,/^\.EE/p' man/conda-guard-policy.5 | sed '1d;$d' | sed 's/\\-/-/g' >"$work/p3.yaml"
+for f in "$work"/p?.yaml; do add policy "$f"; done
+printf 'channels:\n  - conda-forge\n  - defaults\nchannel_alias: https://conda.example/t/tok\ncustom_channels:\n  mine: https://mine.example\nssl_verify: false\nproxy_servers:\n  https: http://proxy:3128\npkgs_dirs: [~/pkgs]\nremote_max_retries: 2\n' >"$work/c1.yml"
+printf 'channels: #!final\n  - https://u:p@h.example/x\ndefault_channels: [https://repo.example/main]\ncustom_multichannels:\n  both: [a, b]\n' >"$work/c2.yml"
+for f in "$work"/c?.yml; do add condarc "$f"; done
+printf '# platform: linux-64\n@EXPLICIT\nhttps://conda.example/conda-forge/linux-64/zlib-1.3.1-hb9d3cd8_2.conda#%s\n./chan/noarch/x-1.0-0.tar.bz2\n' "$(printf %064d 0)" >"$work/e1.txt"
+add explicit "$work/e1.txt"
 
 shared=${CONDAGUARD_SHARED_DIR:-$PWD/../shared}
 if [ -d "$shared/fixtures" ]; then
