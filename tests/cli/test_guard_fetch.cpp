@@ -66,6 +66,19 @@ TEST_F(GuardFetch, PlacesVerifiedPackagesOneLineEach) {
     EXPECT_EQ(r.err, "") << "no progress display in a pipe";
 }
 
+TEST_F(GuardFetch, ProgressOnATerminalOnly) {
+    // script(1) (bsdutils, essential in Debian) gives the command a terminal.
+    const std::string cmd = conda_guard_exe() + " fetch --pkgs-dir " + pkgs().string() + " " + url(alpha_);
+    std::vector<std::string> e = env();
+    e.push_back("HOME=" + (t_ / "home").string());
+    const RunResult r = run({"/usr/bin/script", "-qec", cmd, "/dev/null"}, e);
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("of 1 packages"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("MB/s"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\r\033[K"), std::string::npos) << "the line is cleared when done";
+    // In a pipe: nothing of it (PlacesVerifiedPackagesOneLineEach checks stderr is empty).
+}
+
 TEST_F(GuardFetch, JsonAndARefusal) {
     stdfs::remove(beta_.string() + ".sig");
     const RunResult r = g({"--json", url(alpha_), url(beta_)});
