@@ -503,7 +503,8 @@ Fetcher::Fetcher(Fetcher&&) noexcept = default;
 Fetcher& Fetcher::operator=(Fetcher&&) noexcept = default;
 
 std::vector<FetchResponse> Fetcher::fetch(std::span<const FetchRequest> requests,
-                                          const std::function<void(const FetchProgress&)>& progress) {
+                                          const std::function<void(const FetchProgress&)>& progress,
+                                          const std::function<void(std::size_t, const FetchResponse&)>& on_done) {
     const TransportOptions& opt = impl_->opt;
     std::vector<FetchResponse> out(requests.size());
     std::vector<std::unique_ptr<Transfer>> transfers(requests.size());
@@ -518,6 +519,7 @@ std::vector<FetchResponse> Fetcher::fetch(std::span<const FetchRequest> requests
         finished_bytes += r.outcome == FetchOutcome::Ok ? r.bytes : 0;
         out[i] = std::move(r);
         ++prog.files_done;
+        if (on_done) on_done(i, out[i]);
     };
     auto refuse = [&](std::size_t i, std::string reason) {
         done(i, FetchResponse{.outcome = FetchOutcome::Failed, .reason = std::move(reason)});

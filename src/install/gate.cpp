@@ -7,7 +7,6 @@
 #include <condaguard/package/extract.hpp>
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/json.hpp>
-#include <condaguard/sys/parallel.hpp>
 #include <condaguard/sys/text.hpp>
 #include <condaguard/trust/digest.hpp>
 #include <condaguard/trust/keys.hpp>
@@ -17,6 +16,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <cerrno>
 #include <fcntl.h>
 #include <map>
@@ -115,6 +117,45 @@ std::string read_sig_text(int fd, const std::string& display) {
     if (read.too_big) throw VerdictError(Verdict::BadSigFile, fmt::format("over {} bytes", max_sig_file_bytes));
     return read.data;
 }
+
+// Indexes of packages ready for steps 4 to 6, handed from the transfer loop
+// to the worker threads.
+class WorkQueue {
+public:
+    void push(std::size_t i) {
+        {
+            std::lock_guard l(mutex_);
+            items_.push_back(i);
+        }
+        cv_.notify_one();
+    }
+    // The next item; false once the queue is closed and empty.
+    bool pop(std::size_t& i) {
+        std::unique_lock l(mutex_);
+        cv_.wait(l, [&] { return closed_ || !items_.empty(); });
+        if (items_.empty()) return false;
+        i = items_.front();
+        items_.pop_front();
+        return true;
+    }
+    void close() {
+        {
+            std::lock_guard l(mutex_);
+            closed_ = true;
+        }
+        cv_.notify_all();
+    }
+    struct Closer {
+        WorkQueue& queue;
+        ~Closer() { queue.close(); }
+    };
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::size_t> items_;
+    bool closed_ = false;
+};
 
 // ---- step 1: the signed indexes --------------------------------------------
 
@@ -509,20 +550,10 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                     .max_bytes = max_sig_file_bytes, .same_origin_only = true});
         total.bytes_expected += j.trusted.size;
     }
-    std::vector<FetchResponse> got;
-    if (!reqs.empty())
-        got = fetcher.fetch(reqs, [&](const FetchProgress& p) {
-            if (!progress) return;
-            GateProgress g = total;
-            g.bytes_done = p.bytes_done;
-            g.packages_done = p.files_done / 2;
-            progress(g);
-        });
-
-    // Steps 4 to 6, packages in parallel.
-    parallel_for(jobs.size(), o.jobs, [&](std::size_t i) {
+    // Steps 4 to 6 for one package, once its bytes are there.
+    std::vector<FetchResponse> got(reqs.size());
+    auto finish = [&](std::size_t i) {
         Job& j = jobs[i];
-        if (j.refused) return;
         guarded(j.result, [&] {
             const ChannelTrust trust = o.trust_for(redact_url(j.url->channel_url));
             const std::string sig_display = redact_url(j.url->url) + ".sig";
@@ -561,7 +592,43 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
             j.result = r;
             j.result.reason = fmt::format("{}; placed in {}", r.reason, j.placed);
         });
-    });
+    };
+    // They run on worker threads as each package's two transfers end (at
+    // once for copies already in a package directory), while the others are
+    // still transferring.
+    std::vector<int> left(jobs.size(), 0);  // transfers not yet ended, per job (the fetching thread's)
+    std::vector<std::size_t> job_of(reqs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        if (jobs[i].refused || jobs[i].cached) continue;
+        left[i] = 2;
+        job_of[jobs[i].request] = job_of[jobs[i].request + 1] = i;
+    }
+    WorkQueue queue;
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        if (!jobs[i].refused && jobs[i].cached) queue.push(i);
+    {
+        const unsigned workers = o.jobs != 0 ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
+        std::vector<std::jthread> pool;
+        for (unsigned w = 0; w < workers; ++w)
+            pool.emplace_back([&] {
+                for (std::size_t i; queue.pop(i);) finish(i);
+            });
+        const WorkQueue::Closer closer{queue};  // before the pool joins, whatever happens
+        if (!reqs.empty())
+            fetcher.fetch(
+                reqs,
+                [&](const FetchProgress& p) {
+                    if (!progress) return;
+                    GateProgress g = total;
+                    g.bytes_done = p.bytes_done;
+                    g.packages_done = p.files_done / 2;
+                    progress(g);
+                },
+                [&](std::size_t r, const FetchResponse& response) {
+                    got[r] = response;  // written before the push, read after the pop
+                    if (--left[job_of[r]] == 0) queue.push(job_of[r]);
+                });
+    }
 
     // Other folders that claim a placed package, in any package directory, go.
     for (auto& j : jobs) {

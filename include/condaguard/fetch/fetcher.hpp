@@ -115,10 +115,13 @@ public:
     // Runs every request, `parallel` at a time; one response per request, in
     // request order. A request's failure never stops the others. `progress`
     // is called from this thread now and then (at most ten times a second)
-    // and once at the end. Throws only on libcurl setup or multi-handle
-    // errors (std::system_error) and what `progress` throws.
+    // and once at the end; `on_done` as soon as each request has its
+    // response (its index and the response also returned), so the caller can
+    // go on with it while the others transfer. Throws only on libcurl setup
+    // or multi-handle errors (std::system_error) and what the callbacks throw.
     std::vector<FetchResponse> fetch(std::span<const FetchRequest> requests,
-                                     const std::function<void(const FetchProgress&)>& progress = {});
+                                     const std::function<void(const FetchProgress&)>& progress = {},
+                                     const std::function<void(std::size_t, const FetchResponse&)>& on_done = {});
 
 private:
     struct Impl;
