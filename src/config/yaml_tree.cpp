@@ -112,7 +112,7 @@ private:
             top.pending_key = std::move(n);
             return;
         }
-        top.node.entries.emplace_back(std::move(*top.pending_key), std::move(n));
+        top.node.entries.push_back(Entry{std::move(*top.pending_key), std::move(n)});
         top.pending_key.reset();
     }
 

@@ -14,6 +14,8 @@
 
 namespace condaguard::yaml {
 
+struct Entry;  // a map's key and value
+
 struct Node {
     enum class Kind { Null, Scalar, Sequence, Map };
     Kind kind = Kind::Null;
@@ -22,11 +24,17 @@ struct Node {
     std::string scalar;
     bool plain = true;  // a scalar without quotes or tag (so `true` is a bool, "true" a string)
     std::vector<Node> items;                     // Sequence
-    std::vector<std::pair<Node, Node>> entries;  // Map, in file order; keys are distinct scalars
+    std::vector<Entry> entries;  // Map, in file order; keys are distinct scalars
 
     bool is_scalar() const noexcept { return kind == Kind::Scalar; }
     bool is_map() const noexcept { return kind == Kind::Map; }
     bool is_sequence() const noexcept { return kind == Kind::Sequence; }
+};
+
+// (A std::pair<Node, Node> would need Node complete inside Node itself.)
+struct Entry {
+    Node key;
+    Node value;
 };
 
 struct Limits {
