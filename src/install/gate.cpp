@@ -543,12 +543,17 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
             const nlohmann::json index_json = extracted_index_json(j.staging->folder_fd());
             if (auto why = identity_mismatch(index_json, j.url->name, j.url->subdir)) throw invalid(*why);
             if (o.refuse_link_scripts) {
-                for (const char* kind : {"pre-link", "post-link", "pre-unlink"}) {
-                    const std::string script = fmt::format("bin/.{}-{}.sh", j.url->name.name, kind);
-                    if (fs::kind_at(j.staging->folder_fd(), script) != fs::FileKind::Missing)
-                        throw invalid(fmt::format("carries a {} script ({}), and the policy refuses link scripts", kind,
-                                                  script));
-                }
+                // conda runs bin/.NAME-KIND.sh (Scripts/.NAME-KIND.bat on
+                // Windows); a noarch: python package's python-scripts/ is
+                // linked as bin/ (Scripts/).
+                for (const char* kind : {"pre-link", "post-link", "pre-unlink"})
+                    for (const char* dir : {"bin", "Scripts", "python-scripts"})
+                        for (const char* ext : {"sh", "bat"}) {
+                            const std::string script = fmt::format("{}/.{}-{}.{}", dir, j.url->name.name, kind, ext);
+                            if (fs::kind_at(j.staging->folder_fd(), script) != fs::FileKind::Missing)
+                                throw invalid(fmt::format(
+                                    "carries a {} script ({}), and the policy refuses link scripts", kind, script));
+                        }
             }
             // Step 6: into place, in conda's layout.
             target.place(lock, *j.staging,

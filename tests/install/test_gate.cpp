@@ -310,6 +310,23 @@ TEST_F(Gate, LinkScriptsRefusedByPolicy) {
     EXPECT_EQ(one(p).verdict, Verdict::Valid);
 }
 
+TEST_F(Gate, A19_link_script_in_noarch_python_scripts_refused) {
+    // conda links a noarch: python package's python-scripts/X to bin/X, and
+    // then runs bin/.NAME-post-link.sh; on Windows the script is
+    // Scripts/.NAME-post-link.bat.
+    const auto py = build_package(ch() / "noarch",
+                                  PackageSpec{.name = "sneaky",
+                                              .files = {{"python-scripts/.sneaky-post-link.sh", "echo owned\n"}},
+                                              .index_overrides = {{"noarch", "python"}}});
+    const auto win = build_package(ch() / "noarch",
+                                   PackageSpec{.name = "sneakier",
+                                               .files = {{"Scripts/.sneakier-pre-unlink.bat", "echo owned\n"}}});
+    sign_index();
+    options_.refuse_link_scripts = true;
+    expect_refused(py, Verdict::Invalid, "post-link");
+    expect_refused(win, Verdict::Invalid, "pre-unlink");
+}
+
 TEST_F(Gate, A14_tampered_cached_tarball_is_replaced) {
     ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
     const std::string fn = alpha_.filename().string();
