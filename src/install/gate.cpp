@@ -400,6 +400,8 @@ void check_record(Job& j, const GateOptions& o, const Environment& env) {
     if (j.url->md5 && (!j.trusted.md5 || *j.url->md5 != to_hex(*j.trusted.md5)))
         throw invalid("the #md5 given with the URL disagrees with the signed record");
     if (o.min_age) {
+        if (!j.index->index.guard)
+            throw invalid("the policy's min_age needs a signed record's timestamp, and this index is not signed");
         const auto ts = record_timestamp(rec);
         if (!ts) throw invalid("the policy's min_age needs a timestamp, and the signed record has none");
         const auto published = TimePoint(std::chrono::seconds(*ts));

@@ -327,6 +327,17 @@ TEST_F(Gate, A19_link_script_in_noarch_python_scripts_refused) {
     expect_refused(win, Verdict::Invalid, "pre-unlink");
 }
 
+TEST_F(Gate, A8_min_age_needs_a_signed_index_timestamp) {
+    // With an unsigned index the record's timestamp is whatever the server says.
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    json rd = json::parse(read_file(ch() / "noarch" / "repodata.json"));
+    for (auto& [fn, rec] : rd["packages"].items()) rec["timestamp"] = 1000;
+    for (auto& [fn, rec] : rd["packages.conda"].items()) rec["timestamp"] = 1000;
+    write_file(ch() / "noarch" / "repodata.json", rd.dump());
+    options_.min_age = std::chrono::hours(24);
+    expect_refused(alpha_, Verdict::Invalid, "min_age");
+}
+
 TEST_F(Gate, A14_tampered_cached_tarball_is_replaced) {
     ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
     const std::string fn = alpha_.filename().string();
