@@ -378,6 +378,16 @@ TEST_F(Gate, A14_planted_sibling_claiming_the_package_is_removed) {
     EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
 }
 
+TEST_F(Gate, A14_claimant_in_another_package_directory_refused_before_placing) {
+    // A folder in another package directory that claims the package: the
+    // refusal must come before anything is placed in the first one.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    options_.pkgs_dirs = {pkgs(), other};
+    expect_refused(alpha_, Verdict::Error, "also claims");
+}
+
 TEST_F(Gate, A15_file_url_symlinked_package_refused) {
     stdfs::rename(alpha_, t_ / "real.conda");
     stdfs::create_symlink(t_ / "real.conda", alpha_);
