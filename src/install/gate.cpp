@@ -460,7 +460,8 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
     for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
         try {
-            dirs.emplace_back(PackageDir::open(o.pkgs_dirs[i], CreateIfMissing::No));
+            // conda follows a link to a package directory; so does the search.
+            dirs.emplace_back(PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No));
         } catch (const std::system_error&) {
             dirs.emplace_back(std::nullopt);
         }

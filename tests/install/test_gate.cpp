@@ -388,6 +388,16 @@ TEST_F(Gate, A14_claimant_in_another_package_directory_refused_before_placing) {
     expect_refused(alpha_, Verdict::Error, "also claims");
 }
 
+TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_seen) {
+    // conda follows a package directory given as a symbolic link; so must the search.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    stdfs::create_symlink(other, t_ / "linked-pkgs");
+    options_.pkgs_dirs = {pkgs(), t_ / "linked-pkgs"};
+    expect_refused(alpha_, Verdict::Error, "also claims");
+}
+
 TEST_F(Gate, A15_file_url_symlinked_package_refused) {
     stdfs::rename(alpha_, t_ / "real.conda");
     stdfs::create_symlink(t_ / "real.conda", alpha_);
