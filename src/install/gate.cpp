@@ -339,8 +339,9 @@ std::optional<std::int64_t> record_timestamp(const IndexRecord& rec) {
     return t > max_seconds_timestamp ? t / 1000 : t;
 }
 
-// Hashes `fd` from its start, reading at most record.size + 1 bytes.
-bool same_bytes(int fd, const TrustedRecord& record) {
+// Hashes `fd` from its start, reading at most record.size + 1 bytes, and
+// writes what it hashed to `copy`.
+bool same_bytes(int fd, const TrustedRecord& record, int copy) {
     if (::lseek(fd, 0, SEEK_SET) != 0) throw fs::errno_error("seek");
     Sha256 h;
     std::vector<unsigned char> buf(1 << 20);
@@ -353,6 +354,7 @@ bool same_bytes(int fd, const TrustedRecord& record) {
         total += static_cast<std::uint64_t>(n);
         if (total > record.size) return false;
         h.update({buf.data(), static_cast<std::size_t>(n)});
+        fs::write_all(copy, {reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(n)}, "copy");
     }
     return total == record.size && h.finish() == record.sha256;
 }
@@ -411,19 +413,22 @@ void check_record(Job& j, const GateOptions& o, const Environment& env) {
 }
 
 // Step 3 for a copy already in a package directory: used only when its bytes
-// and its .sig are there and its bytes equal the record's.
+// and its .sig are there and its bytes equal the record's. What was hashed
+// is copied into staging as it is read, and only that private copy is used:
+// the file itself may be rewritten in place by whoever owns it.
 bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     for (auto& d : dirs) {
         if (!d) continue;
         const CachedEntry e = d->inspect(j.url->fn);
         if (e.archive != fs::FileKind::Regular || e.sig != fs::FileKind::Regular) continue;
-        fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
-        if (!same_bytes(f.fd.get(), j.trusted)) continue;
+        const fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
+        fs::Fd copy = j.staging->new_archive_file();
+        if (!same_bytes(f.fd.get(), j.trusted, copy.get())) continue;
         const fs::OpenedFile sig = d->open_cached_sig(j.url->fn);
         const fs::CappedRead text = fs::read_capped(sig.fd.get(), max_sig_file_bytes, j.url->fn + ".sig");
         if (text.too_big) continue;
         j.sig_text = text.data;
-        j.archive = std::move(f.fd);
+        j.archive = std::move(copy);
         j.cached = true;
         return true;
     }

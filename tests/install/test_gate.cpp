@@ -398,6 +398,33 @@ TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_seen) {
     expect_refused(alpha_, Verdict::Error, "also claims");
 }
 
+TEST_F(Gate, A14_cached_copy_rewritten_after_hashing_is_not_extracted) {
+    // A good copy in another (shared) package directory, owned by someone who
+    // rewrites it in place once the gate has hashed it: the gate must work on
+    // a private copy of the bytes it hashed, not on the shared file.
+    const stdfs::path shared = t_ / "shared-pkgs";
+    const std::string fn = alpha_.filename().string();
+    write_file(shared / "urls.txt", "");
+    stdfs::copy_file(alpha_, shared / fn);
+    stdfs::copy_file(alpha_.string() + ".sig", shared / (fn + ".sig"));
+    options_.pkgs_dirs = {pkgs(), shared};
+    std::vector<PackageUrl> ps{parse_package_url(url(alpha_), t_.path()), parse_package_url(url(beta_), t_.path())};
+    bool rewritten = false;
+    const auto rep = run_gate(ps, options_, env_, [&](const GateProgress&) {
+        if (rewritten) return;
+        rewritten = true;
+        std::fstream f(shared / fn, std::ios::in | std::ios::out | std::ios::binary);
+        const auto mid = static_cast<std::streamoff>(stdfs::file_size(shared / fn) / 2);
+        f.seekg(mid);
+        const char c = static_cast<char>(f.get() ^ 1);
+        f.seekp(mid);
+        f.put(c);
+    });
+    ASSERT_TRUE(rewritten);
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+}
+
 TEST_F(Gate, A15_file_url_symlinked_package_refused) {
     stdfs::rename(alpha_, t_ / "real.conda");
     stdfs::create_symlink(t_ / "real.conda", alpha_);
