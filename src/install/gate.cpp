@@ -186,7 +186,8 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
     std::vector<IndexSlot*> order;
     for (auto& [k, s] : slots) {
         order.push_back(&s);
-        s.dir = o.index_cache / short_hash(redact_url(k.channel_url)) / k.subdir;
+        // By the URL as sent: one channel under two credentials may be served two indexes.
+        s.dir = o.index_cache / short_hash(k.channel_url) / k.subdir;
         stdfs::create_directories(s.dir);
         s.dirfd = fs::open_dir(s.dir);
         s.validators = read_validators(s.dirfd.get(), s.dir);

@@ -425,6 +425,20 @@ TEST_F(Gate, A14_cached_copy_rewritten_after_hashing_is_not_extracted) {
     EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
 }
 
+TEST_F(Gate, A26_one_channel_under_two_tokens_in_one_run) {
+    // Two URLs of one channel that differ only in their token redact to the
+    // same text; each must still get its own index, verified on its own.
+    stdfs::create_directories(t_ / "t");
+    stdfs::create_symlink(t_.path(), t_ / "t" / "tk-one");
+    stdfs::create_symlink(t_.path(), t_ / "t" / "tk-two");
+    const std::string a = "file://" + (t_ / "t" / "tk-one" / "channel" / "noarch" / alpha_.filename()).string();
+    const std::string b = "file://" + (t_ / "t" / "tk-two" / "channel" / "noarch" / beta_.filename()).string();
+    ASSERT_EQ(redact_url(a.substr(0, a.rfind("/noarch/"))), redact_url(b.substr(0, b.rfind("/noarch/"))));
+    const auto rep = gate({a, b});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    for (const auto& r : rep.packages) EXPECT_EQ(to_string(r.verdict), "VALID") << r.path << ": " << r.reason;
+}
+
 TEST_F(Gate, A15_file_url_symlinked_package_refused) {
     stdfs::rename(alpha_, t_ / "real.conda");
     stdfs::create_symlink(t_ / "real.conda", alpha_);
