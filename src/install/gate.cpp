@@ -564,15 +564,17 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                     "carries a {} script ({}), and the policy refuses link scripts", kind, script));
                         }
             }
-            // A claimant in another package directory refuses before anything is placed.
+            // A claimant the gate may not remove (in another package
+            // directory, or .condaguard) refuses before anything is placed.
             for (const auto& d : dirs) {
-                if (!d || &*d == &target) continue;
-                if (const auto others = d->find_claimants(j.url->name); !others.empty())
+                if (!d) continue;
+                for (const auto& other : d->find_claimants(j.url->name)) {
+                    if (&*d == &target && other != ".condaguard") continue;  // removed once placed
                     throw VerdictError(Verdict::Error,
                                        fmt::format("{} in package directory {} also claims this package, and "
-                                                   "only {} is ours to clean",
-                                                   condaguard::quoted(others.front()), d->path().string(),
-                                                   target.path().string()));
+                                                   "the gate may not remove it",
+                                                   condaguard::quoted(other), d->path().string()));
+                }
             }
             // Step 6: into place, in conda's layout.
             target.place(lock, *j.staging,

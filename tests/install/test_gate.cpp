@@ -439,6 +439,14 @@ TEST_F(Gate, A26_one_channel_under_two_tokens_in_one_run) {
     for (const auto& r : rep.packages) EXPECT_EQ(to_string(r.verdict), "VALID") << r.path << ": " << r.reason;
 }
 
+TEST_F(Gate, A14_condaguard_folder_claiming_the_package_is_not_overlooked) {
+    // conda takes any top-level folder with info/index.json for a package,
+    // .condaguard too (made by someone else before the gate first ran).
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".condaguard" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    expect_refused(alpha_, Verdict::Error, "also claims");
+}
+
 TEST_F(Gate, A15_file_url_symlinked_package_refused) {
     stdfs::rename(alpha_, t_ / "real.conda");
     stdfs::create_symlink(t_ / "real.conda", alpha_);
