@@ -227,7 +227,8 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
     std::vector<IndexSlot*> order;
     for (auto& [k, s] : slots) {
         order.push_back(&s);
-        s.dir = o.index_cache / short_hash(redact_url(k.channel_url)) / k.subdir;
+        // By the URL as sent: one channel under two credentials may be served two indexes.
+        s.dir = o.index_cache / short_hash(k.channel_url) / k.subdir;
         stdfs::create_directories(s.dir);
         s.dirfd = fs::open_dir(s.dir);
         s.validators = read_validators(s.dirfd.get(), s.dir);
@@ -380,8 +381,9 @@ std::optional<std::int64_t> record_timestamp(const IndexRecord& rec) {
     return t > max_seconds_timestamp ? t / 1000 : t;
 }
 
-// Hashes `fd` from its start, reading at most record.size + 1 bytes.
-bool same_bytes(int fd, const TrustedRecord& record) {
+// Hashes `fd` from its start, reading at most record.size + 1 bytes, and
+// writes what it hashed to `copy`.
+bool same_bytes(int fd, const TrustedRecord& record, int copy) {
     if (::lseek(fd, 0, SEEK_SET) != 0) throw fs::errno_error("seek");
     Sha256 h;
     std::vector<unsigned char> buf(1 << 20);
@@ -394,6 +396,7 @@ bool same_bytes(int fd, const TrustedRecord& record) {
         total += static_cast<std::uint64_t>(n);
         if (total > record.size) return false;
         h.update({buf.data(), static_cast<std::size_t>(n)});
+        fs::write_all(copy, {reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(n)}, "copy");
     }
     return total == record.size && h.finish() == record.sha256;
 }
@@ -441,6 +444,8 @@ void check_record(Job& j, const GateOptions& o, const Environment& env) {
     if (j.url->md5 && (!j.trusted.md5 || *j.url->md5 != to_hex(*j.trusted.md5)))
         throw invalid("the #md5 given with the URL disagrees with the signed record");
     if (o.min_age) {
+        if (!j.index->index.guard)
+            throw invalid("the policy's min_age needs a signed record's timestamp, and this index is not signed");
         const auto ts = record_timestamp(rec);
         if (!ts) throw invalid("the policy's min_age needs a timestamp, and the signed record has none");
         const auto published = TimePoint(std::chrono::seconds(*ts));
@@ -450,19 +455,22 @@ void check_record(Job& j, const GateOptions& o, const Environment& env) {
 }
 
 // Step 3 for a copy already in a package directory: used only when its bytes
-// and its .sig are there and its bytes equal the record's.
+// and its .sig are there and its bytes equal the record's. What was hashed
+// is copied into staging as it is read, and only that private copy is used:
+// the file itself may be rewritten in place by whoever owns it.
 bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     for (auto& d : dirs) {
         if (!d) continue;
         const CachedEntry e = d->inspect(j.url->fn);
         if (e.archive != fs::FileKind::Regular || e.sig != fs::FileKind::Regular) continue;
-        fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
-        if (!same_bytes(f.fd.get(), j.trusted)) continue;
+        const fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
+        fs::Fd copy = j.staging->new_archive_file();
+        if (!same_bytes(f.fd.get(), j.trusted, copy.get())) continue;
         const fs::OpenedFile sig = d->open_cached_sig(j.url->fn);
         const fs::CappedRead text = fs::read_capped(sig.fd.get(), max_sig_file_bytes, j.url->fn + ".sig");
         if (text.too_big) continue;
         j.sig_text = text.data;
-        j.archive = std::move(f.fd);
+        j.archive = std::move(copy);
         j.cached = true;
         return true;
     }
@@ -499,7 +507,8 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
     for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
         try {
-            dirs.emplace_back(PackageDir::open(o.pkgs_dirs[i], CreateIfMissing::No));
+            // conda follows a link to a package directory; so does the search.
+            dirs.emplace_back(PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No));
         } catch (const std::system_error&) {
             dirs.emplace_back(std::nullopt);
         }
@@ -574,11 +583,28 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
             const nlohmann::json index_json = extracted_index_json(j.staging->folder_fd());
             if (auto why = identity_mismatch(index_json, j.url->name, j.url->subdir)) throw invalid(*why);
             if (o.refuse_link_scripts) {
-                for (const char* kind : {"pre-link", "post-link", "pre-unlink"}) {
-                    const std::string script = fmt::format("bin/.{}-{}.sh", j.url->name.name, kind);
-                    if (fs::kind_at(j.staging->folder_fd(), script) != fs::FileKind::Missing)
-                        throw invalid(fmt::format("carries a {} script ({}), and the policy refuses link scripts", kind,
-                                                  script));
+                // conda runs bin/.NAME-KIND.sh (Scripts/.NAME-KIND.bat on
+                // Windows); a noarch: python package's python-scripts/ is
+                // linked as bin/ (Scripts/).
+                for (const char* kind : {"pre-link", "post-link", "pre-unlink"})
+                    for (const char* dir : {"bin", "Scripts", "python-scripts"})
+                        for (const char* ext : {"sh", "bat"}) {
+                            const std::string script = fmt::format("{}/.{}-{}.{}", dir, j.url->name.name, kind, ext);
+                            if (fs::kind_at(j.staging->folder_fd(), script) != fs::FileKind::Missing)
+                                throw invalid(fmt::format(
+                                    "carries a {} script ({}), and the policy refuses link scripts", kind, script));
+                        }
+            }
+            // A claimant the gate may not remove (in another package
+            // directory, or .condaguard) refuses before anything is placed.
+            for (const auto& d : dirs) {
+                if (!d) continue;
+                for (const auto& other : d->find_claimants(j.url->name)) {
+                    if (&*d == &target && other != ".condaguard") continue;  // removed once placed
+                    throw VerdictError(Verdict::Error,
+                                       fmt::format("{} in package directory {} also claims this package, and "
+                                                   "the gate may not remove it",
+                                                   condaguard::quoted(other), d->path().string()));
                 }
             }
             // Step 6: into place, in conda's layout.

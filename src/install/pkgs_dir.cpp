@@ -398,7 +398,6 @@ std::vector<std::string> PackageDir::find_claimants(const PackageName& package) 
         throw std::runtime_error(fmt::format("{} has more than {} entries", path_.string(), max_claimant_scan));
     std::vector<std::string> out;
     for (const auto& name : names) {
-        if (name == ".condaguard") continue;
         const fs::OpenedDir folder = fs::open_dir_at(fd_.get(), name);
         if (!folder.fd) continue;  // files, and links (conda skips them)
         const fs::OpenedDir info = fs::open_dir_at(folder.fd.get(), "info");

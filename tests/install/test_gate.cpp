@@ -325,6 +325,34 @@ TEST_F(Gate, LinkScriptsRefusedByPolicy) {
     EXPECT_EQ(one(p).verdict, Verdict::Valid);
 }
 
+TEST_F(Gate, A19_link_script_in_noarch_python_scripts_refused) {
+    // conda links a noarch: python package's python-scripts/X to bin/X, and
+    // then runs bin/.NAME-post-link.sh; on Windows the script is
+    // Scripts/.NAME-post-link.bat.
+    const auto py = build_package(ch() / "noarch",
+                                  PackageSpec{.name = "sneaky",
+                                              .files = {{"python-scripts/.sneaky-post-link.sh", "echo owned\n"}},
+                                              .index_overrides = {{"noarch", "python"}}});
+    const auto win = build_package(ch() / "noarch",
+                                   PackageSpec{.name = "sneakier",
+                                               .files = {{"Scripts/.sneakier-pre-unlink.bat", "echo owned\n"}}});
+    sign_index();
+    options_.refuse_link_scripts = true;
+    expect_refused(py, Verdict::Invalid, "post-link");
+    expect_refused(win, Verdict::Invalid, "pre-unlink");
+}
+
+TEST_F(Gate, A8_min_age_needs_a_signed_index_timestamp) {
+    // With an unsigned index the record's timestamp is whatever the server says.
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    json rd = json::parse(read_file(ch() / "noarch" / "repodata.json"));
+    for (auto& [fn, rec] : rd["packages"].items()) rec["timestamp"] = 1000;
+    for (auto& [fn, rec] : rd["packages.conda"].items()) rec["timestamp"] = 1000;
+    write_file(ch() / "noarch" / "repodata.json", rd.dump());
+    options_.min_age = std::chrono::hours(24);
+    expect_refused(alpha_, Verdict::Invalid, "min_age");
+}
+
 TEST_F(Gate, A14_tampered_cached_tarball_is_replaced) {
     ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
     const std::string fn = alpha_.filename().string();
@@ -363,6 +391,75 @@ TEST_F(Gate, A14_planted_sibling_claiming_the_package_is_removed) {
     ASSERT_EQ(one(alpha_).verdict, Verdict::Valid);
     EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-planted"));
     EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
+}
+
+TEST_F(Gate, A14_claimant_in_another_package_directory_refused_before_placing) {
+    // A folder in another package directory that claims the package: the
+    // refusal must come before anything is placed in the first one.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    options_.pkgs_dirs = {pkgs(), other};
+    expect_refused(alpha_, Verdict::Error, "also claims");
+}
+
+TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_seen) {
+    // conda follows a package directory given as a symbolic link; so must the search.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    stdfs::create_symlink(other, t_ / "linked-pkgs");
+    options_.pkgs_dirs = {pkgs(), t_ / "linked-pkgs"};
+    expect_refused(alpha_, Verdict::Error, "also claims");
+}
+
+TEST_F(Gate, A14_cached_copy_rewritten_after_hashing_is_not_extracted) {
+    // A good copy in another (shared) package directory, owned by someone who
+    // rewrites it in place once the gate has hashed it: the gate must work on
+    // a private copy of the bytes it hashed, not on the shared file.
+    const stdfs::path shared = t_ / "shared-pkgs";
+    const std::string fn = alpha_.filename().string();
+    write_file(shared / "urls.txt", "");
+    stdfs::copy_file(alpha_, shared / fn);
+    stdfs::copy_file(alpha_.string() + ".sig", shared / (fn + ".sig"));
+    options_.pkgs_dirs = {pkgs(), shared};
+    std::vector<PackageUrl> ps{parse_package_url(url(alpha_), t_.path()), parse_package_url(url(beta_), t_.path())};
+    bool rewritten = false;
+    const auto rep = run_gate(ps, options_, env_, [&](const GateProgress&) {
+        if (rewritten) return;
+        rewritten = true;
+        std::fstream f(shared / fn, std::ios::in | std::ios::out | std::ios::binary);
+        const auto mid = static_cast<std::streamoff>(stdfs::file_size(shared / fn) / 2);
+        f.seekg(mid);
+        const char c = static_cast<char>(f.get() ^ 1);
+        f.seekp(mid);
+        f.put(c);
+    });
+    ASSERT_TRUE(rewritten);
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+}
+
+TEST_F(Gate, A26_one_channel_under_two_tokens_in_one_run) {
+    // Two URLs of one channel that differ only in their token redact to the
+    // same text; each must still get its own index, verified on its own.
+    stdfs::create_directories(t_ / "t");
+    stdfs::create_symlink(t_.path(), t_ / "t" / "tk-one");
+    stdfs::create_symlink(t_.path(), t_ / "t" / "tk-two");
+    const std::string a = "file://" + (t_ / "t" / "tk-one" / "channel" / "noarch" / alpha_.filename()).string();
+    const std::string b = "file://" + (t_ / "t" / "tk-two" / "channel" / "noarch" / beta_.filename()).string();
+    ASSERT_EQ(redact_url(a.substr(0, a.rfind("/noarch/"))), redact_url(b.substr(0, b.rfind("/noarch/"))));
+    const auto rep = gate({a, b});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    for (const auto& r : rep.packages) EXPECT_EQ(to_string(r.verdict), "VALID") << r.path << ": " << r.reason;
+}
+
+TEST_F(Gate, A14_condaguard_folder_claiming_the_package_is_not_overlooked) {
+    // conda takes any top-level folder with info/index.json for a package,
+    // .condaguard too (made by someone else before the gate first ran).
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".condaguard" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    expect_refused(alpha_, Verdict::Error, "also claims");
 }
 
 TEST_F(Gate, A15_file_url_symlinked_package_refused) {

@@ -185,6 +185,8 @@ public:
     // cannot be read as a JSON object naming another package (a link, over
     // 16 MiB, not parsable by sys/json, fields missing). Throws
     // std::runtime_error past max_claimant_scan top-level entries.
+    // .condaguard is looked at like any folder (conda would take it too,
+    // were info/index.json put there), and remove_folder refuses it.
     std::vector<std::string> find_claimants(const PackageName& package) const;
 
 private:
