@@ -115,22 +115,6 @@ std::optional<std::string_view> plain_string(const char* after_quote, const char
 // alive for the whole walk).
 using KeyFinder = DuplicateKeyFinder<std::hash<std::string_view>, ViewedKeys>;
 
-// Whether `keys` are in strictly increasing order (as conda's indexers
-// write them): then no key is there twice.
-bool increasing(const std::vector<std::string_view>& keys) {
-    return std::adjacent_find(keys.begin(), keys.end(), [](auto a, auto b) { return !(a < b); }) == keys.end();
-}
-
-// Keys that outlive their walk (views into the document or `unescaped`),
-// checked together; throws JsonError DuplicateKey.
-void check_unique(const std::vector<std::string_view>& keys) {
-    if (increasing(keys)) return;
-    KeyFinder finder;
-    finder.open();
-    for (const auto& k : keys) finder.key(k);
-    finder.close();
-}
-
 // A key with its hash, ordered by (hash, text): equal keys sort side by side
 // whatever the hashes are (colliding ones are ordered as text).
 struct HashedKey {
@@ -140,45 +124,31 @@ struct HashedKey {
 bool hashed_less(const HashedKey& a, const HashedKey& b) { return a.hash != b.hash ? a.hash < b.hash : a.key < b.key; }
 bool hashed_equal(const HashedKey& a, const HashedKey& b) { return a.hash == b.hash && a.key == b.key; }
 
-// The keys of one packages object in one segment, when the object spans
-// segments: checked with its other pieces once all are walked.
+// The keys of one packages object within one segment (views into the
+// document or the unescaped copies), hashed as they were walked (while their
+// bytes were at hand).
 struct KeyPiece {
-    std::vector<std::string_view> keys;
-    bool increasing = true;
-    std::vector<HashedKey> hashed;  // sorted; made when the keys are not increasing, or on demand
+    std::vector<HashedKey> keys;  // in document order; once sorted(), by (hash, text)
+    bool increasing = true;       // each key above the one before, in document order
+    bool by_hash = false;
 
-    void prepare() {
-        increasing = condaguard::increasing(keys);
-        if (!increasing) make_hashed();
-    }
-    void make_hashed() {
-        if (!hashed.empty() || keys.empty()) return;
-        hashed.reserve(keys.size());
-        for (const auto& k : keys) hashed.push_back(HashedKey{std::hash<std::string_view>{}(k), k});
-        std::sort(hashed.begin(), hashed.end(), hashed_less);
+    void sort() {
+        if (by_hash) return;
+        std::sort(keys.begin(), keys.end(), hashed_less);
+        by_hash = true;
     }
 };
 
-// The pieces of one packages object, in document order, hold no key twice;
-// throws JsonError DuplicateKey. Increasing throughout: nothing more to do;
-// else each piece's sorted (hash, key) list is merged with the others.
-void check_unique(std::span<KeyPiece* const> pieces) {
-    bool sorted = true;
-    const std::string_view* last = nullptr;
-    for (const KeyPiece* p : pieces) {
-        if (!p->increasing || (last != nullptr && !p->keys.empty() && !(*last < p->keys.front()))) {
-            sorted = false;
-            break;
-        }
-        if (!p->keys.empty()) last = &p->keys.back();
-    }
-    if (sorted) return;
+// The keys of the pieces whose hash lies in [lo, hi], merged in (hash,
+// text) order: no two equal. The pieces are sorted.
+void check_merged(std::span<KeyPiece* const> pieces, std::uint64_t lo, std::uint64_t hi) {
     using Cursor = std::pair<const HashedKey*, const HashedKey*>;  // next, end
     auto later = [](const Cursor& a, const Cursor& b) { return hashed_less(*b.first, *a.first); };
     std::vector<Cursor> heap;
-    for (KeyPiece* p : pieces) {
-        p->make_hashed();
-        if (!p->hashed.empty()) heap.emplace_back(p->hashed.data(), p->hashed.data() + p->hashed.size());
+    for (const KeyPiece* p : pieces) {
+        auto from = std::partition_point(p->keys.begin(), p->keys.end(), [&](const HashedKey& k) { return k.hash < lo; });
+        auto to = std::partition_point(from, p->keys.end(), [&](const HashedKey& k) { return k.hash <= hi; });
+        if (from != to) heap.emplace_back(&*from, &*from + (to - from));
     }
     std::make_heap(heap.begin(), heap.end(), later);
     const HashedKey* prev = nullptr;
@@ -191,6 +161,41 @@ void check_unique(std::span<KeyPiece* const> pieces) {
         if (++c.first == c.second) heap.pop_back();
         else std::push_heap(heap.begin(), heap.end(), later);
     }
+}
+
+// The pieces of one packages object, in document order, hold no key twice;
+// throws JsonError DuplicateKey. Increasing throughout (as conda's indexers
+// write them): nothing more to do. Else each piece is sorted by (hash, text)
+// and the pieces merged, equal keys meeting side by side: O(n log n) whatever
+// the keys' hashes (no table an attacker could fill with collisions). Large
+// sets are merged on two threads, one half of the hashes each.
+void check_unique(std::span<KeyPiece* const> pieces) {
+    bool sorted = true;
+    const std::string_view* last = nullptr;
+    std::size_t n = 0;
+    for (const KeyPiece* p : pieces) {
+        n += p->keys.size();
+        if (!sorted) continue;
+        if (!p->increasing || p->by_hash || (last != nullptr && !p->keys.empty() && !(*last < p->keys.front().key)))
+            sorted = false;
+        if (!p->keys.empty()) last = &p->keys.back().key;
+    }
+    if (sorted) return;
+    for (KeyPiece* p : pieces) p->sort();
+    constexpr std::uint64_t half = std::uint64_t{1} << 63;
+    if (n < (std::size_t{1} << 16)) return check_merged(pieces, 0, ~std::uint64_t{0});
+    std::exception_ptr upper_failed;
+    {
+        std::jthread upper([&] {
+            try {
+                check_merged(pieces, half, ~std::uint64_t{0});
+            } catch (...) {
+                upper_failed = std::current_exception();
+            }
+        });
+        check_merged(pieces, 0, half - 1);
+    }
+    if (upper_failed) std::rethrow_exception(upper_failed);
 }
 
 // Where a segment of the document starts or ends: at the document's start
@@ -274,8 +279,11 @@ public:
                     close_object();
                     continue;
                 }
-                od::field kv;
-                check((*f.oit).get(kv));
+                // Used where it stands, not copied out (a copy costs a
+                // store-forwarding stall per member, a tenth of the walk).
+                auto next = *f.oit;
+                check(next.error());
+                od::field&& kv = std::move(next).value_unsafe();
                 const std::string_view key = key_of(kv);
                 if (!f.own_keys) unique([&] { keys_.key(key); });
                 else if (f.role == Role::Top && !stand_in_pending_) keys_out.top.push_back(keep(key));
@@ -288,8 +296,9 @@ public:
                     stack_.pop_back();
                     continue;
                 }
-                od::value v;
-                check((*f.ait).get(v));
+                auto next = *f.ait;
+                check(next.error());
+                od::value&& v = std::move(next).value_unsafe();
                 nlohmann::json* slot = f.copy != nullptr ? &f.copy->emplace_back() : nullptr;
                 value(v, "[]", slot);
             }
@@ -336,7 +345,15 @@ private:
     }
 
     std::string_view string_of(od::value& v) {
-        if (auto plain = plain_string(v.raw_json_token().data() + 1, text_end_)) return *plain;
+        // The token runs from the opening quote to the next token: the
+        // closing quote, then white space (nothing in a string is a token).
+        const std::string_view token = v.raw_json_token();
+        std::size_t end = token.size();
+        while (end > 1 && is_json_space(token[end - 1])) --end;
+        if (end >= 2 && token[end - 1] == '"') {
+            const std::string_view inner = token.substr(1, end - 2);
+            if (std::memchr(inner.data(), '\\', inner.size()) == nullptr) return inner;
+        }
         std::string_view s;
         check(v.get_string().get(s));
         return s;
@@ -382,12 +399,13 @@ private:
 
     void packages_opened() {
         settle();
-        piece_.clear();
+        piece_ = {};
     }
     void packages_closed(bool head) {
         settle();
         closed_ = std::move(piece_);
         piece_ = {};
+        prev_key_ = {};
         closed_head_ = head;
         have_closed_ = true;
     }
@@ -395,8 +413,11 @@ private:
     void settle() {
         if (!have_closed_) return;
         have_closed_ = false;
-        if (closed_head_) keys_out.head.keys = std::move(closed_);
-        else unique([&] { check_unique(closed_); });
+        if (closed_head_) {
+            keys_out.head = std::move(closed_);
+            return;
+        }
+        unique([&] { check_unique(std::array{&closed_}); });
     }
     void top_closed() {
         // A segment that ends at Edge::Top: the added '}' closed the top
@@ -413,10 +434,10 @@ private:
         if (last_closed_ != Role::Packages || !have_closed_) malformed("a segment does not end inside packages");
         have_closed_ = false;
         keys_out.head_is_tail = closed_head_;
-        keys_out.tail.keys = std::move(closed_);
+        keys_out.tail = std::move(closed_);
     }
 
-    void field(Frame& f, std::string_view key, od::value v, const std::atomic<bool>& cancelled) {
+    void field(Frame& f, std::string_view key, od::value& v, const std::atomic<bool>& cancelled) {
         switch (f.role) {
         case Role::Top:
             if (stand_in_pending_) {
@@ -445,7 +466,12 @@ private:
             if (cancelled.load(std::memory_order_relaxed)) throw std::runtime_error("cancelled");
             const std::size_t i = records_.size();
             const std::string_view fn = keep(key);
-            if (f.own_keys) piece_.push_back(fn);
+            if (f.own_keys) {
+                // Hashed and compared now, with `key` still in the cache.
+                if (!piece_.keys.empty() && !(prev_key_ < key)) piece_.increasing = false;
+                prev_key_ = key;
+                piece_.keys.push_back(HashedKey{std::hash<std::string_view>{}(key), fn});
+            }
             records_.push_back(IndexRecord{.fn = fn});
             push_object(rec, Role::Record, key, nullptr);
             stack_.back().record = i;
@@ -590,8 +616,9 @@ private:
     std::vector<Frame> stack_;
     KeyFinder keys_;
     Role last_closed_ = Role::Other;
-    std::vector<std::string_view> piece_;   // keys of the open packages object (segments)
-    std::vector<std::string_view> closed_;  // of the one closed last, not settled yet
+    KeyPiece piece_;             // keys of the open packages object (segments)
+    std::string_view prev_key_;  // its last key, as walked
+    KeyPiece closed_;            // of the one closed last, not settled yet
     bool closed_head_ = false;
     bool have_closed_ = false;
 };
@@ -790,8 +817,8 @@ private:
             Walker w(text, sc.records, sc.unescaped);
             w.walk(doc, cancelled_);
             d.keys = std::move(w.keys_out);
-            d.keys.head.prepare();
-            d.keys.tail.prepare();
+            if (!d.keys.head.increasing) d.keys.head.sort();
+            if (!d.keys.tail.increasing) d.keys.tail.sort();
             d.saw_info = w.saw_info;
             d.info = std::move(w.info);
             return d;
