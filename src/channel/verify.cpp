@@ -709,8 +709,9 @@ public:
             if (failed_) return;
             if (d && d->start != end_before_) {
                 // Walked from the wrong edge: the segment before ended elsewhere.
+                const Edge from = end_before_;
                 lock.unlock();
-                d = walk_segment(*seg, end_before_, scratch);
+                d = walk_segment(*seg, from, scratch);
                 lock.lock();
             }
             if (!d) {
