@@ -567,6 +567,41 @@ TEST_F(SignedText, A25_duplicate_record_across_segments) {
     EXPECT_EQ(verify_text(two_objects({a, b}, {a, b})).verdict, Verdict::Valid);
 }
 
+// Many keys out of order are checked in buckets of their hashes, on two
+// threads for large sets (each half of the buckets): a repeated key is found
+// in either half.
+TEST_F(SignedText, A25_duplicate_among_many_unsorted_keys_in_either_half) {
+    Deadline d(60);
+    const std::size_t n = 70'000;
+    std::vector<std::string> fns;
+    for (std::size_t i = 0; i < n; ++i) fns.push_back("p" + std::to_string((i * 7919) % n) + "-1.0-0.tar.bz2");
+    auto text_with = [&](const std::string& again) {
+        std::string body;
+        for (const auto& fn : fns) body += (body.empty() ? "" : ",\n") + rec(fn);
+        if (!again.empty()) body += ",\n" + rec(again, "y");
+        return index_text(body);
+    };
+    // One repeated key whose hash is in the lower half of the buckets, one in the upper.
+    std::string lower, upper;
+    for (const auto& fn : fns) {
+        const bool top = (std::hash<std::string_view>{}(fn) >> 63) != 0;
+        if (top && upper.empty()) upper = fn;
+        if (!top && lower.empty()) lower = fn;
+    }
+    ASSERT_FALSE(lower.empty() || upper.empty());
+    for (std::size_t segment_bytes : {std::size_t{64} << 10, default_index_segment_bytes}) {
+        SCOPED_TRACE(segment_bytes);
+        const VerifiedIndex ok = verify_in_segments(text_with(""), segment_bytes);
+        EXPECT_EQ(ok.result.verdict, Verdict::Valid) << ok.result.reason;
+        EXPECT_EQ(ok.records().size(), n);
+        for (const auto& again : {lower, upper}) {
+            const Result r = verify_in_segments(text_with(again), segment_bytes).result;
+            EXPECT_EQ(to_string(r.verdict), "INVALID");
+            EXPECT_NE(r.reason.find("duplicate key '" + again + "' in packages"), std::string::npos) << r.reason;
+        }
+    }
+}
+
 // The top level's keys are checked across segments too: a second "info" or
 // "packages" after a cut one is refused.
 TEST_F(SignedText, A25_duplicate_top_level_key_across_segments) {

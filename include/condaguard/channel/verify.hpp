@@ -36,8 +36,8 @@ namespace condaguard {
 inline constexpr std::uint64_t default_max_index_bytes = std::uint64_t{1} << 30;
 // A signed index is parsed in pieces of about this many bytes (cut between two
 // records of "packages" or "packages.conda"), on several threads while it is
-// still being read; see parse_segments in verify.cpp.
-inline constexpr std::size_t default_index_segment_bytes = std::size_t{4} << 20;
+// still being read; see SegmentedParse in verify.cpp.
+inline constexpr std::size_t default_index_segment_bytes = std::size_t{1} << 20;
 
 struct ChannelPolicy {
     std::optional<std::string> channel_id;  // expected info.guard.channel
