@@ -157,6 +157,14 @@ private:
     bool closed_ = false;
 };
 
+// Where a channel is, as the state remembers it: the URL without
+// credentials, scheme and host in lower case, no trailing '/', so that one
+// channel written two ways is one location (a downgrade is seen either way).
+std::string channel_location(const std::string& channel_url) {
+    if (auto u = parse_url(channel_url)) return u->without_credentials();
+    return redact_url(channel_url);
+}
+
 // ---- step 1: the signed indexes --------------------------------------------
 
 struct IndexKey {
@@ -316,7 +324,7 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
             r = pre;
             continue;
         }
-        const std::string location = redact_url(s->key.channel_url);
+        const std::string location = channel_location(s->key.channel_url);
         s->index = verify_index(s->dir, s->key.subdir, location, verifier, state, policy);
         if (r.verdict == Verdict::MissingSig &&
             fs::kind_at(s->dirfd.get(), repodata_name) == fs::FileKind::Regular) {
@@ -377,6 +385,7 @@ std::optional<std::int64_t> record_timestamp(const IndexRecord& rec) {
     const nlohmann::json j = parse_json(rec.raw, {.max_bytes = rec.raw.size() + 1});
     const auto it = j.find("timestamp");
     if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+    if (it->is_number_unsigned() && it->get<std::uint64_t>() > std::uint64_t{INT64_MAX}) return std::nullopt;
     const auto t = it->get<std::int64_t>();
     return t > max_seconds_timestamp ? t / 1000 : t;
 }
@@ -539,6 +548,12 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         j.index = &slots.at(IndexKey{j.url->channel_url, j.url->subdir});
         j.result.path = redact_url(j.url->url);
         guarded(j.result, [&] {
+            for (std::size_t k = 0; k < i; ++k)
+                if (packages[k].fn == j.url->fn)
+                    throw VerdictError(Verdict::Error,
+                                       fmt::format("{} is asked for twice in this run ({}); one package directory "
+                                                   "holds one {}",
+                                                   j.url->fn, redact_url(packages[k].url), j.url->fn));
             check_record(j, o, env);
             j.staging.emplace(target.stage(lock));
             if (!find_cached(j, dirs)) {

@@ -1,6 +1,7 @@
 #include <condaguard/install/pkgs_dir.hpp>
 
 #include <condaguard/sys/json.hpp>
+#include <condaguard/sys/secure_dir.hpp>
 
 #include <fmt/format.h>
 
@@ -196,7 +197,20 @@ PackageDir PackageDir::open(const std::filesystem::path& path, CreateIfMissing c
     return PackageDir(std::move(fd), p, st.st_dev, st.st_ino);
 }
 
-fs::Fd PackageDir::guard_dir() const { return dir_made_at(fd_.get(), ".condaguard", 0700, path_ / ".condaguard"); }
+// PKGS/.condaguard holds the lock and the staging folders: one made by
+// someone else (before the gate first ran here) could be used to unlink the
+// lock or watch the staging, so it must be ours (or root's) and writable by
+// nobody else.
+fs::Fd PackageDir::guard_dir() const {
+    fs::Fd d = dir_made_at(fd_.get(), ".condaguard", 0700, path_ / ".condaguard");
+    const struct stat st = fs::fstat_or_throw(d.get(), (path_ / ".condaguard").string());
+    auto why = fs::foreign_owner(st);
+    if (!why) why = fs::writable_by_others(st);
+    if (why)
+        throw std::system_error(EPERM, std::generic_category(),
+                                fmt::format("{} is {}: remove it or fix it", (path_ / ".condaguard").string(), *why));
+    return d;
+}
 
 fs::Fd PackageDir::staging_root() const {
     const fs::Fd guard = guard_dir();

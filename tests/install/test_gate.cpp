@@ -309,6 +309,16 @@ TEST_F(Gate, A17_malformed_downloaded_sig) {
     expect_refused(alpha_, Verdict::BadSigFile, "");
 }
 
+TEST_F(Gate, OneFileNameTwiceInOneRunIsRefused) {
+    const stdfs::path other = t_ / "mirror" / "noarch" / alpha_.filename();
+    stdfs::create_directories(other.parent_path());
+    stdfs::copy_file(alpha_, other);
+    const auto rep = gate({url(alpha_), url(other)});
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_EQ(to_string(rep.packages.at(1).verdict), "ERROR");
+    EXPECT_NE(rep.packages.at(1).reason.find("asked for twice"), std::string::npos) << rep.packages.at(1).reason;
+}
+
 TEST_F(Gate, MinAgeRefusesFreshPackages) {
     options_.min_age = std::chrono::hours(24 * 365 * 100);
     expect_refused(alpha_, Verdict::Invalid, "min_age");
@@ -551,6 +561,16 @@ TEST_F(GateHttp, ZstdIndexUsedWhereOfferedSignatureOverDecodedBytes) {
     options_.max_index_bytes = 100;
     stdfs::remove_all(t_ / "state" / "index-cache");
     expect_refused_url(srv.url(rel(beta_)), Verdict::Error, "over the limit");
+}
+
+TEST_F(GateHttp, A1_downgrade_seen_whatever_the_case_of_scheme_and_host) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    const std::string shouted = "HTTP://127.0.0.1:" + std::to_string(srv.port()) + rel(alpha_);
+    ASSERT_EQ(to_string(one_url(shouted).verdict), "VALID");
+    srv.route(rel(ch() / "noarch" / "repodata.json.sig"), Route{.status = 404});
+    expect_refused_url(srv.url(rel(beta_)), Verdict::MissingSig, "signed here before");
 }
 
 TEST_F(GateHttp, A2_sig_404) {

@@ -282,3 +282,16 @@ TEST_F(PkgsDirTest, A14_crash_at_each_step) {
 }
 
 }  // namespace
+
+TEST(PkgsDirGuard, A6_condaguard_folder_writable_by_others_is_refused) {
+    TempDir t;
+    const auto dir = PackageDir::open(t / "pkgs", CreateIfMissing::Yes);
+    { const auto held = dir.lock(); }
+    ::chmod((t / "pkgs" / ".condaguard").c_str(), 0777);
+    try {
+        (void)dir.lock();
+        FAIL() << "locked through a folder others can write";
+    } catch (const std::system_error& e) {
+        EXPECT_NE(std::string(e.what()).find("writable"), std::string::npos) << e.what();
+    }
+}
