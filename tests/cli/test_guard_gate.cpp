@@ -114,7 +114,7 @@ protected:
 };
 
 TEST_F(GuardGate, PlacesGoodRecordsAndAnswersInJson) {
-    const json doc = answer(request({record(alpha_, "alpha"), record(beta_, "beta")}).dump(), 0);
+    json doc = answer(request({record(alpha_, "alpha"), record(beta_, "beta")}).dump(), 0);
     EXPECT_EQ(doc["status"], "ok");
     EXPECT_EQ(doc["dry_run"], false);
     ASSERT_EQ(doc["indexes"].size(), 1u);
@@ -138,12 +138,12 @@ TEST_F(GuardGate, LandsInTheFirstPackageDirectoryThatCanBeWritten) {
     write_file(t_ / "afile", "not a directory");
     json req = request({record(alpha_, "alpha")});
     req["pkgs_dirs"] = {(t_ / "afile" / "pkgs").string(), pkgs().string()};
-    const json doc = answer(req.dump(), 0);
+    json doc = answer(req.dump(), 0);
     EXPECT_EQ(doc["packages"][0]["placed"], (pkgs() / "alpha-1.0-0").string()) << doc.dump();
 }
 
 TEST_F(GuardGate, NoRecordsIsANoOp) {
-    const json doc = answer(request(json::array()).dump(), 0);
+    json doc = answer(request(json::array()).dump(), 0);
     EXPECT_EQ(doc["status"], "ok");
     EXPECT_EQ(doc["packages"], json::array());
     EXPECT_EQ(doc["indexes"], json::array());
@@ -153,7 +153,7 @@ TEST_F(GuardGate, NoRecordsIsANoOp) {
 TEST_F(GuardGate, A8_record_sha256_disagreeing_with_the_signed_index_is_refused) {
     json bad = record(alpha_, "alpha");
     bad["sha256"] = std::string(64, 'a');
-    const json doc = answer(request({bad, record(beta_, "beta")}).dump(), 1);
+    json doc = answer(request({bad, record(beta_, "beta")}).dump(), 1);
     EXPECT_EQ(doc["status"], "fail");
     EXPECT_EQ(doc["packages"][0]["verdict"], "INVALID");
     EXPECT_NE(doc["packages"][0]["reason"].get<std::string>().find("sha256"), std::string::npos);
@@ -166,7 +166,7 @@ TEST_F(GuardGate, A8_record_sha256_disagreeing_with_the_signed_index_is_refused)
 TEST_F(GuardGate, A8_record_md5_disagreeing_with_the_signed_index_is_refused) {
     json bad = record(alpha_, "alpha");
     bad["md5"] = std::string(32, '0');
-    const json doc = answer(request({bad}).dump(), 1);
+    json doc = answer(request({bad}).dump(), 1);
     EXPECT_EQ(doc["packages"][0]["verdict"], "INVALID");
     EXPECT_NE(doc["packages"][0]["reason"].get<std::string>().find("md5"), std::string::npos);
     EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-1.0-0"));
@@ -176,7 +176,7 @@ TEST_F(GuardGate, A7_record_naming_another_package_than_its_url_is_refused) {
     for (const char* field : {"name", "version", "build", "subdir", "fn"}) {
         json bad = record(alpha_, "alpha");
         bad[field] = "zlib";
-        const json doc = answer(request({bad, record(beta_, "beta")}).dump(), 1);
+        json doc = answer(request({bad, record(beta_, "beta")}).dump(), 1);
         EXPECT_EQ(doc["packages"][0]["verdict"], "INVALID") << field;
         EXPECT_NE(doc["packages"][0]["reason"].get<std::string>().find(std::string("record's ") + field),
                   std::string::npos)
@@ -189,7 +189,7 @@ TEST_F(GuardGate, A7_record_naming_another_package_than_its_url_is_refused) {
 
 TEST_F(GuardGate, A2_missing_package_signature) {
     stdfs::remove(beta_.string() + ".sig");
-    const json doc = answer(request({record(alpha_, "alpha"), record(beta_, "beta")}).dump(), 1);
+    json doc = answer(request({record(alpha_, "alpha"), record(beta_, "beta")}).dump(), 1);
     EXPECT_EQ(doc["packages"][0]["verdict"], "VALID");
     EXPECT_EQ(doc["packages"][1]["verdict"], "MISSING_SIG");
     EXPECT_TRUE(doc["packages"][1]["placed"].is_null());
@@ -223,7 +223,7 @@ TEST_F(GuardGate, A26_credentials_in_record_urls_are_never_printed) {
     broken.insert(broken.find("tok-123") + 7, "\n");  // a raw newline inside a string
     const RunResult syntax = gate(broken);
     EXPECT_EQ(syntax.status, 2) << syntax.out;
-    for (const RunResult* run : {&r, &bad_url, &syntax})
+    for (const RunResult* run : std::initializer_list<const RunResult*>{&r, &bad_url, &syntax})
         for (const std::string& out : {run->out, run->err}) {
             EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
             EXPECT_EQ(out.find("tok-123"), std::string::npos) << out;
@@ -285,26 +285,24 @@ TEST_F(GuardGate, A19_unusable_package_directory_stops_the_run) {
     write_file(pkgs(), "not a directory");
     const RunResult r = gate(request({record(alpha_, "alpha")}).dump());
     EXPECT_EQ(r.status, 2) << r.out;
-    const json doc = json::parse(r.out);
+    json doc = json::parse(r.out);
     EXPECT_EQ(doc["status"], "error");
     EXPECT_NE(doc["message"].get<std::string>().find(pkgs().string()), std::string::npos) << doc["message"];
 }
 
 TEST_F(GuardGate, DryRunVerifiesRecordsAndCreatesNoDirectory) {
-    stdfs::remove(beta_.string() + ".sig");  // not fetched, so not missed
-    json bad = record(alpha_, "alpha");
+    stdfs::remove(alpha_.string() + ".sig");  // not fetched, so not missed
+    json bad = record(beta_, "beta");
     bad["sha256"] = std::string(64, 'a');
-    json req = request({record(alpha_, "alpha"), record(beta_, "beta"), bad}, true);
+    json req = request({record(alpha_, "alpha"), bad}, true);
     req["pkgs_dirs"] = {pkgs().string(), (t_ / "other").string()};
-    const json doc = answer(req.dump(), 1);
+    json doc = answer(req.dump(), 1);
     EXPECT_EQ(doc["dry_run"], true);
     EXPECT_EQ(doc["indexes"][0]["verdict"], "VALID");
-    for (int i : {0, 1}) {
-        EXPECT_EQ(doc["packages"][i]["verdict"], "VALID") << doc["packages"][i]["reason"];
-        EXPECT_EQ(doc["packages"][i]["reason"], dry_run_words);
-        EXPECT_TRUE(doc["packages"][i]["placed"].is_null());
-    }
-    EXPECT_EQ(doc["packages"][2]["verdict"], "INVALID");
+    EXPECT_EQ(doc["packages"][0]["verdict"], "VALID") << doc["packages"][0]["reason"];
+    EXPECT_EQ(doc["packages"][0]["reason"], dry_run_words);
+    EXPECT_TRUE(doc["packages"][0]["placed"].is_null());
+    EXPECT_EQ(doc["packages"][1]["verdict"], "INVALID") << "records are still judged";
     EXPECT_FALSE(stdfs::exists(pkgs()));
     EXPECT_FALSE(stdfs::exists(t_ / "other"));
 }
@@ -315,7 +313,7 @@ TEST_F(GuardGate, DryRunStillRefusesAnUnsignedIndex) {
     const RunResult r =
         gate(request({record(alpha_, "alpha")}, true).dump(), {"--policy", (t_ / "policy.yaml").string()});
     EXPECT_EQ(r.status, 1) << r.out << r.err;
-    const json doc = json::parse(r.out);
+    json doc = json::parse(r.out);
     EXPECT_EQ(doc["indexes"][0]["verdict"], "MISSING_SIG");
     EXPECT_EQ(doc["packages"][0]["verdict"], "MISSING_SIG");
     EXPECT_FALSE(stdfs::exists(pkgs()));
@@ -328,7 +326,7 @@ TEST_F(GuardGate, A26_ssl_verify_false_warns_on_stderr_only) {
     const RunResult r = run({conda_guard_exe(), "gate"}, e, request({record(alpha_, "alpha")}).dump());
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.err.find("warning: ssl_verify is false"), std::string::npos) << r.err;
-    EXPECT_NO_THROW((void)json::parse(r.out)) << r.out;
+    EXPECT_TRUE(json::accept(r.out)) << r.out;
 }
 
 }  // namespace

@@ -526,6 +526,7 @@ TEST_F(Gate, A8_dry_run_min_age_judged_on_the_signed_record) {
     const Result r = one(alpha_);
     EXPECT_EQ(to_string(r.verdict), "INVALID");
     EXPECT_NE(r.reason.find("min_age"), std::string::npos) << r.reason;
+    EXPECT_FALSE(stdfs::exists(pkgs()));
 }
 
 TEST_F(Gate, DryRunOfAnUnsignedIndexSaysNothingWasAuthenticated) {
