@@ -13,7 +13,6 @@
 // record only url is required; fn, name, version, build, subdir, sha256 and
 // md5 are checked when present and not null; other keys (conda's size,
 // channel, depends, ...) are ignored: the signed record decides.
-#include <condaguard/install/pkgs_dir.hpp>
 #include <condaguard/sys/json.hpp>
 #include <condaguard/sys/text.hpp>
 #include <condaguard/sys/url.hpp>
@@ -24,6 +23,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <unistd.h>
 
