@@ -37,5 +37,6 @@ void add_keys_command(GuardApp& g);
 void add_state_command(GuardApp& g);
 void add_policy_command(GuardApp& g);
 void add_fetch_command(GuardApp& g);
+void add_gate_command(GuardApp& g);
 
 }  // namespace condaguard::cli

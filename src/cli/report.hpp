@@ -104,6 +104,19 @@ struct IndexSigner {
     std::string fingerprint;
 };
 
+// conda-guard gate's answer to the conda plugin (report_gate.cpp).
+struct GatePackage {
+    std::string fn;
+    Result result;                      // path: the package URL without credentials
+    std::optional<std::string> folder;  // the folder placed or proven, when VALID and not a dry run
+};
+
+struct GateAnswer {
+    bool dry_run = false;
+    std::vector<Result> indexes;
+    std::vector<GatePackage> packages;  // in the order of the request's records
+};
+
 class Reporter {
 public:
     explicit Reporter(const char* prog) : prog_(prog) {}
@@ -137,6 +150,19 @@ public:
     // fetch: the indexes' findings, then one line per package, then a
     // summary line. (report_gate.cpp)
     int gate(const GateReport& report) const;
+
+    // gate: always one JSON document on stdout, whatever --json says
+    // (report_gate.cpp):
+    //   {"version": 1, "command": "gate", "status": ok|fail|error, "dry_run",
+    //    "indexes": [RESULT...],
+    //    "packages": [{"fn", "url", "verdict", "reason", "key", "fingerprint", "placed"}...]}
+    // where RESULT is to_json's and "placed" is the folder or null.
+    int gate_answer(const GateAnswer& answer) const;
+    // gate, stopped before any verdict (bad request, unusable package
+    // directory): "PROG: error: MESSAGE" on stderr and
+    //   {"version": 1, "command": "gate", "status": "error", "message": MESSAGE}
+    // on stdout. Returns 2.
+    int gate_stopped(std::string_view message) const;
 
     // conda-sign --keygen, before the (slow) generation starts: text only.
     void generating_key() const;

@@ -38,6 +38,33 @@ int Reporter::gate(const GateReport& report) const {
     return status;
 }
 
+int Reporter::gate_answer(const GateAnswer& answer) const {
+    std::vector<Result> all = answer.indexes;
+    for (const auto& p : answer.packages) all.push_back(p.result);
+    const int status = exit_status(all);
+    nlohmann::json indexes = nlohmann::json::array();
+    nlohmann::json packages = nlohmann::json::array();
+    for (const auto& r : answer.indexes) indexes.push_back(to_json(r));
+    for (const auto& p : answer.packages) {
+        nlohmann::json j = to_json(p.result);
+        j.erase("path");
+        j["url"] = p.result.path;
+        j["fn"] = p.fn;
+        j["placed"] = p.folder ? nlohmann::json(*p.folder) : nlohmann::json(nullptr);
+        packages.push_back(std::move(j));
+    }
+    print_envelope("gate", status,
+                   {{"dry_run", answer.dry_run}, {"indexes", std::move(indexes)}, {"packages", std::move(packages)}});
+    return status;
+}
+
+int Reporter::gate_stopped(std::string_view message) const {
+    constexpr int status = 2;
+    fmt::print(stderr, "{}: error: {}\n", prog_, escape_text(message));
+    print_envelope("gate", status, {{"message", message}});
+    return status;
+}
+
 ProgressLine::ProgressLine(const Reporter& out) : enabled_(!out.json && ::isatty(STDERR_FILENO) == 1) {}
 
 ProgressLine::~ProgressLine() {

@@ -509,22 +509,25 @@ void check_download(const Job& j, const FetchResponse& body, const FetchResponse
 GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& o, const Environment& env,
                     const std::function<void(const GateProgress&)>& progress) {
     GateReport report;
-    if (o.pkgs_dirs.empty()) throw std::runtime_error("no package directory");
     // The first package directory is where packages land (made when
     // missing); the others are searched when they are package directories.
+    // A dry run opens none of them.
     std::vector<std::optional<PackageDir>> dirs;
-    dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
-    for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
-        try {
-            // conda follows a link to a package directory; so does the search.
-            dirs.emplace_back(PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No));
-        } catch (const std::system_error&) {
-            dirs.emplace_back(std::nullopt);
+    std::optional<PackageDirLock> held;
+    if (!o.dry_run) {
+        if (o.pkgs_dirs.empty()) throw std::runtime_error("no package directory");
+        dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
+        for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
+            try {
+                // conda follows a link to a package directory; so does the search.
+                dirs.emplace_back(PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No));
+            } catch (const std::system_error&) {
+                dirs.emplace_back(std::nullopt);
+            }
         }
+        held.emplace(dirs.front()->lock());
+        dirs.front()->clean_staging(*held);
     }
-    const PackageDir& target = *dirs.front();
-    const PackageDirLock lock = target.lock();
-    target.clean_staging(lock);
 
     const KeyStore store(env.keys_dir, KeyPolicy{.min_rsa_bits = o.min_rsa_bits});
     Verifier verifier(store);
@@ -555,7 +558,12 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                                    "holds one {}",
                                                    j.url->fn, redact_url(packages[k].url), j.url->fn));
             check_record(j, o, env);
-            j.staging.emplace(target.stage(lock));
+            if (o.dry_run) {
+                j.result.reason = j.index->index.guard ? dry_run_reason : dry_run_unsigned_reason;
+                j.result.verdict = Verdict::Valid;
+                return;
+            }
+            j.staging.emplace(dirs.front()->stage(*held));
             if (!find_cached(j, dirs)) {
                 j.archive = j.staging->new_archive_file();
                 j.sig = j.staging->new_archive_file();
@@ -564,6 +572,15 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         });
         j.refused = j.result.verdict != Verdict::Valid;
     }
+    if (o.dry_run) {
+        for (auto& j : jobs) {
+            report.packages.push_back(std::move(j.result));
+            report.folders.emplace_back(std::nullopt);
+        }
+        return report;
+    }
+    const PackageDir& target = *dirs.front();
+    const PackageDirLock& lock = *held;
     std::vector<FetchRequest> reqs;
     GateProgress total{.packages_total = jobs.size()};
     for (auto& j : jobs) {
@@ -691,7 +708,11 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         });
         if (j.result.verdict == Verdict::Valid) report.placed.push_back(j.placed);
     }
-    for (auto& j : jobs) report.packages.push_back(std::move(j.result));
+    for (auto& j : jobs) {
+        const bool valid = j.result.verdict == Verdict::Valid && !j.placed.empty();
+        report.folders.push_back(valid ? std::optional<std::string>(j.placed) : std::nullopt);
+        report.packages.push_back(std::move(j.result));
+    }
     return report;
 }
 

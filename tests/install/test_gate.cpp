@@ -74,8 +74,9 @@ protected:
         for (const auto& u : urls) ps.push_back(parse_package_url(u, t_.path()));
         return run_gate(ps, options_, env_);
     }
-    Result one(const stdfs::path& pkg) {
-        auto r = gate({url(pkg)});
+    Result one(const stdfs::path& pkg) { return one_url(url(pkg)); }
+    Result one_url(const std::string& u) {
+        auto r = gate({u});
         EXPECT_EQ(r.packages.size(), 1u);
         return r.packages.at(0);
     }
@@ -483,6 +484,66 @@ TEST_F(Gate, A15_file_url_symlinked_index_refused) {
     stdfs::rename(rd, t_ / "repodata.json");
     stdfs::create_symlink(t_ / "repodata.json", rd);
     expect_refused(alpha_, Verdict::Error, "");
+}
+
+// ---- dry run ---------------------------------------------------------------
+
+TEST_F(Gate, DryRunJudgesRecordsAndOpensNoPackageDirectory) {
+    options_.dry_run = true;
+    options_.pkgs_dirs = {pkgs(), t_ / "other"};
+    stdfs::remove(beta_.string() + ".sig");  // packages are not fetched: not missed either
+    const auto rep = gate({url(alpha_), url(beta_), url(alpha_) + "#" + std::string(64, '0')});
+    ASSERT_EQ(rep.packages.size(), 3u);
+    for (int i : {0, 1}) {
+        EXPECT_EQ(to_string(rep.packages[i].verdict), "VALID") << rep.packages[i].reason;
+        EXPECT_EQ(rep.packages[i].reason, dry_run_reason);
+    }
+    EXPECT_EQ(to_string(rep.packages[2].verdict), "ERROR") << "one file name twice: " << rep.packages[2].reason;
+    EXPECT_EQ(rep.folders, (std::vector<std::optional<std::string>>{std::nullopt, std::nullopt, std::nullopt}));
+    EXPECT_TRUE(rep.placed.empty());
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+    EXPECT_FALSE(stdfs::exists(t_ / "other"));
+}
+
+TEST_F(Gate, A15_dry_run_still_compares_the_given_hash_with_the_signed_record) {
+    options_.dry_run = true;
+    const Result r = one_url(url(alpha_) + "#" + std::string(64, '0'));
+    EXPECT_EQ(to_string(r.verdict), "INVALID");
+    EXPECT_NE(r.reason.find("#sha256"), std::string::npos) << r.reason;
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
+TEST_F(Gate, A10_dry_run_still_refuses_an_expired_index) {
+    options_.dry_run = true;
+    now_ = t0 + std::chrono::hours(13);
+    EXPECT_EQ(to_string(one(alpha_).verdict), "EXPIRED");
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
+TEST_F(Gate, A8_dry_run_min_age_judged_on_the_signed_record) {
+    options_.dry_run = true;
+    options_.min_age = std::chrono::hours(24 * 365 * 100);
+    const Result r = one(alpha_);
+    EXPECT_EQ(to_string(r.verdict), "INVALID");
+    EXPECT_NE(r.reason.find("min_age"), std::string::npos) << r.reason;
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
+TEST_F(Gate, DryRunOfAnUnsignedIndexSaysNothingWasAuthenticated) {
+    options_.dry_run = true;
+    stdfs::remove(ch() / "noarch" / "repodata.json.sig");
+    const Result r = one(alpha_);
+    EXPECT_EQ(to_string(r.verdict), "VALID") << r.reason;
+    EXPECT_EQ(r.reason, dry_run_unsigned_reason);
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
+TEST_F(Gate, FoldersFollowTheRequestOrder) {
+    stdfs::remove(alpha_.string() + ".sig");
+    const auto rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(rep.folders.size(), 2u);
+    EXPECT_EQ(rep.folders[0], std::nullopt);
+    EXPECT_EQ(rep.folders[1], (pkgs() / "beta-1.0-0").string());
 }
 
 // ---- over HTTP: Debian's nginx, and the fault-injecting server -------------

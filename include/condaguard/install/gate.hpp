@@ -24,6 +24,10 @@
 //  6. Only then are tarball, .sig and folder (with info/repodata_record.json)
 //     renamed into place and the URL appended to urls.txt. Other folders in
 //     any package directory that claim the same package are removed.
+//
+// A dry run (GateOptions::dry_run) stops after step 2: the indexes are
+// fetched and verified and each record is judged, but no package or .sig is
+// fetched and no package directory is opened, created, locked or written.
 #pragma once
 
 #include <condaguard/channel/verify.hpp>
@@ -71,7 +75,18 @@ struct GateOptions {
     std::optional<std::chrono::seconds> min_age;        // since the record's timestamp
     bool refuse_link_scripts = false;
     unsigned jobs = 0;  // extraction threads (0: one per core)
+    // Steps 1 and 2 only (what needs no package download: the index, the
+    // record and its hashes, min_age, the index key's revocation). A package
+    // that passes them is VALID with dry_run_reason (or, from an unsigned
+    // index, dry_run_unsigned_reason); pkgs_dirs is not touched and may be empty.
+    bool dry_run = false;
 };
+
+inline constexpr const char* dry_run_reason =
+    "dry run: record verified in the signed index; the package itself was not fetched";
+inline constexpr const char* dry_run_unsigned_reason =
+    "dry run: record found in an unsigned index the policy allows (not authenticated); the package itself "
+    "was not fetched";
 
 struct GateProgress {
     std::uint64_t bytes_done = 0, bytes_expected = 0;
@@ -82,11 +97,15 @@ struct GateReport {
     std::vector<Result> indexes;   // one per channel subdir, by URL (credentials removed)
     std::vector<Result> packages;  // in request order; path = the package URL without credentials
     std::vector<std::string> placed;  // the folders placed or proven, for VALID packages
+    // Per package, in request order: the folder placed or proven when VALID
+    // (never in a dry run), else none.
+    std::vector<std::optional<std::string>> folders;
 };
 
 // Runs the gate for `packages` under `env` (clock, keys, state). Never
 // throws for a package's fault: each becomes its Result. Throws for what
-// stops the whole run (a package directory that cannot be opened or locked).
+// stops the whole run (a package directory that cannot be opened or locked;
+// no package directory, unless a dry run).
 GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& options, const Environment& env,
                     const std::function<void(const GateProgress&)>& progress = {});
 
