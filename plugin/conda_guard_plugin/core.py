@@ -389,8 +389,10 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> D
 
 
 def run_gate(binary: str, request: Dict[str, Any], *,
-             timeout: float = GATE_TIMEOUT_SECONDS) -> Dict[str, Optional[str]]:
+             timeout: Optional[float] = None) -> Dict[str, Optional[str]]:
     """Runs ``BINARY gate`` with the request on stdin (stderr is the user's)."""
+    if timeout is None:
+        timeout = GATE_TIMEOUT_SECONDS
     payload = json.dumps(request).encode("utf-8")
     try:
         proc = subprocess.Popen([binary, "gate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
