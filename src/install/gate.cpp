@@ -306,7 +306,7 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
         }
     }
     for (auto* s : order) {
-        const ChannelTrust trust = o.trust_for(redact_url(s->key.channel_url));
+        const ChannelTrust trust = o.trust_for(channel_location(s->key.channel_url));
         Result& r = s->index.result;
         if (s->fetch_failed) {
             r = Result{.path = index_display(s->key), .verdict = Verdict::Error, .reason = s->failure};
@@ -596,7 +596,7 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     auto finish = [&](std::size_t i) {
         Job& j = jobs[i];
         guarded(j.result, [&] {
-            const ChannelTrust trust = o.trust_for(redact_url(j.url->channel_url));
+            const ChannelTrust trust = o.trust_for(channel_location(j.url->channel_url));
             const std::string sig_display = redact_url(j.url->url) + ".sig";
             if (!j.cached) {
                 check_download(j, got[j.request], got[j.request + 1]);

@@ -634,6 +634,21 @@ TEST_F(GateHttp, A1_downgrade_seen_whatever_the_case_of_scheme_and_host) {
     expect_refused_url(srv.url(rel(beta_)), Verdict::MissingSig, "signed here before");
 }
 
+TEST_F(GateHttp, A5_policy_is_looked_up_by_the_normalised_channel_url) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    std::vector<std::string> asked;
+    options_.trust_for = [&](const std::string& channel) {
+        asked.push_back(channel);
+        return trust_;
+    };
+    const std::string port = std::to_string(srv.port());
+    ASSERT_EQ(to_string(one_url("HTTP://127.0.0.1:" + port + rel(alpha_)).verdict), "VALID");
+    ASSERT_FALSE(asked.empty());
+    for (const auto& a : asked) EXPECT_EQ(a, "http://127.0.0.1:" + port + "/channel");
+}
+
 TEST_F(GateHttp, A2_sig_404) {
     Deadline d(30);
     FaultServer srv;
