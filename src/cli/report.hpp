@@ -44,6 +44,11 @@ struct Policy;         // config/policy.hpp
 
 namespace condaguard::cli {
 
+struct CondaPython;      // plugin_setup.hpp
+struct PluginInstalled;  // plugin_setup.hpp
+struct PluginRemoved;    // plugin_setup.hpp
+struct PluginStatus;     // plugin_setup.hpp
+
 // JSON output format version; bump on incompatible changes.
 inline constexpr int json_version = 1;
 
@@ -163,6 +168,24 @@ public:
     //   {"version": 1, "command": "gate", "status": "error", "message": MESSAGE}
     // on stdout. Returns 2.
     int gate_stopped(std::string_view message) const;
+
+    // plugin install: where the plugin went, and whether the plugin finds
+    // this conda-guard (else the exact `conda config --set
+    // plugins.condaguard_bin_dir DIR` to run; nothing is configured).
+    // (report_plugin.cpp)
+    //   {"version": 1, "command": "plugin install", "status": "ok",
+    //    "conda": {"conda", "python", "found_by", "purelib", "prefix"},
+    //    "package", "dist_info", "files", "replaced",
+    //    "bin_dir": {"dir", "beside_python", "hint" (null when beside)}}
+    int plugin_installed(const CondaPython& python, const PluginInstalled& done) const;
+    // plugin uninstall: each folder removed ("removed": [...], empty when
+    // nothing was installed). (report_plugin.cpp)
+    int plugin_removed(const CondaPython& python, const PluginRemoved& done) const;
+    // plugin status: 0 loaded, 1 not installed or stale (with why).
+    //   {..., "command": "plugin status", "conda": {...}, "state":
+    //    loaded|not-installed|stale, "expected_version", "installed_version",
+    //    "module_file", "entry_points", "problems"} (report_plugin.cpp)
+    int plugin_status(const CondaPython& python, const PluginStatus& status, std::string_view version) const;
 
     // conda-sign --keygen, before the (slow) generation starts: text only.
     void generating_key() const;
