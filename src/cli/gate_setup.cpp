@@ -46,10 +46,22 @@ TransportOptions transport(const CondaConfig& conda, const Policy& policy, const
 
 }  // namespace
 
-GateSetup load_gate_setup(const EnvironmentOptions& env_options, const std::string& policy_file,
-                          const Reporter& out) {
+void GateSetupOptions::add_to(CLI::App& app) {
+    app.add_option("--policy", policy,
+                   "Read the policy from FILE only (default: /etc/conda/guard.yaml, then ~/.conda/guard.yaml)")
+        ->type_name("FILE");
+    app.add_option("--keys-dir", keys_dir, "Keys directory (default: $CONDA_KEYS_DIR, else ~/.conda/keys)")
+        ->type_name("DIR");
+    app.add_option("--state-dir", state_dir,
+                   "Where index versions seen and fetched indexes are kept (default: $CONDA_GUARD_STATE_DIR, else "
+                   "~/.conda/guard)")
+        ->type_name("DIR");
+}
+
+GateSetup load_gate_setup(const GateSetupOptions& options, const Reporter& out) {
+    const std::string& policy_file = options.policy;
     GateSetup s;
-    s.env = read_environment(env_options);
+    s.env = read_environment({.keys_dir = options.keys_dir, .state_dir = options.state_dir});
     s.cwd = std::filesystem::current_path();
     const auto vars = read_variables();
     try {

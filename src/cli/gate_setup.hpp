@@ -16,6 +16,14 @@
 
 namespace condaguard::cli {
 
+// The options fetch and gate share: --policy, --keys-dir, --state-dir.
+struct GateSetupOptions {
+    std::string policy;
+    std::string keys_dir;
+    std::string state_dir;
+    void add_to(CLI::App& app);
+};
+
 struct GateSetup {
     Environment env;
     Policy policy;
@@ -23,12 +31,11 @@ struct GateSetup {
     std::filesystem::path cwd;
 };
 
-// Reads the environment, the policy (`policy_file` alone when not empty,
+// Reads the environment, the policy (--policy alone when given,
 // else the default files) and conda's configuration. A configuration error
 // ends the command (exit 2); a policy that lowers the RSA floor is warned
 // about.
-GateSetup load_gate_setup(const EnvironmentOptions& env_options, const std::string& policy_file,
-                          const Reporter& out);
+GateSetup load_gate_setup(const GateSetupOptions& options, const Reporter& out);
 
 // conda's package directories in conda's order, with the one packages land
 // in moved first: the first that is a writable directory, or can be made

@@ -15,9 +15,7 @@ struct FetchArgs {
     std::vector<std::string> urls;
     std::string file;
     std::string pkgs_dir;
-    std::string policy;
-    std::string keys_dir;
-    std::string state_dir;
+    GateSetupOptions setup;
     unsigned jobs = 0;
 };
 
@@ -32,7 +30,7 @@ std::vector<std::filesystem::path> package_dirs(const FetchArgs& a, const CondaC
 
 int run_fetch(const FetchArgs& a, const Reporter& out) {
     if (a.urls.empty() == a.file.empty()) throw CommandError(2, "give package URLs or --file EXPLICIT_FILE (not both)");
-    const GateSetup setup = load_gate_setup({.keys_dir = a.keys_dir, .state_dir = a.state_dir}, a.policy, out);
+    const GateSetup setup = load_gate_setup(a.setup, out);
     std::vector<PackageUrl> packages;
     try {
         if (!a.file.empty()) {
@@ -75,15 +73,7 @@ void add_fetch_command(GuardApp& g) {
     sub->add_option("--pkgs-dir", a->pkgs_dir,
                     "Place packages here (default: the first writable of conda's pkgs_dirs, the others searched)")
         ->type_name("DIR");
-    sub->add_option("--policy", a->policy, "Read the policy from FILE only (default: /etc/conda/guard.yaml, then "
-                                           "~/.conda/guard.yaml)")
-        ->type_name("FILE");
-    sub->add_option("--keys-dir", a->keys_dir, "Keys directory (default: $CONDA_KEYS_DIR, else ~/.conda/keys)")
-        ->type_name("DIR");
-    sub->add_option("--state-dir", a->state_dir,
-                    "Where index versions seen and fetched indexes are kept (default: $CONDA_GUARD_STATE_DIR, else "
-                    "~/.conda/guard)")
-        ->type_name("DIR");
+    a->setup.add_to(*sub);
     add_jobs_option(*sub, a->jobs);
     add_output_flags(*sub, g.out);
 }

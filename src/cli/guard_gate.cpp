@@ -36,9 +36,7 @@ constexpr std::size_t max_request_bytes = std::size_t{64} << 20;
 constexpr int protocol_version = 1;
 
 struct GateArgs {
-    std::string policy;
-    std::string keys_dir;
-    std::string state_dir;
+    GateSetupOptions setup;
     unsigned jobs = 0;
 };
 
@@ -193,7 +191,7 @@ std::optional<std::string> adopt_record(const GateRecord& rec, PackageUrl& p) {
 
 int serve(const GateArgs& a, const Reporter& out) {
     const GateRequest req = parse_request(read_request_document(STDIN_FILENO));
-    const GateSetup setup = load_gate_setup({.keys_dir = a.keys_dir, .state_dir = a.state_dir}, a.policy, out);
+    const GateSetup setup = load_gate_setup(a.setup, out);
 
     // Records that disagree with their own URL are refused here; the others go to the gate.
     GateAnswer answer{.dry_run = req.dry_run};
@@ -248,15 +246,7 @@ void add_gate_command(GuardApp& g) {
                           "The install gate for the conda plugin: package records as JSON on standard input, "
                           "verdicts and placed folders as JSON on standard output",
                           [a, &g] { return run_gate_command(*a, g.out); });
-    sub->add_option("--policy", a->policy, "Read the policy from FILE only (default: /etc/conda/guard.yaml, then "
-                                           "~/.conda/guard.yaml)")
-        ->type_name("FILE");
-    sub->add_option("--keys-dir", a->keys_dir, "Keys directory (default: $CONDA_KEYS_DIR, else ~/.conda/keys)")
-        ->type_name("DIR");
-    sub->add_option("--state-dir", a->state_dir,
-                    "Where index versions seen and fetched indexes are kept (default: $CONDA_GUARD_STATE_DIR, else "
-                    "~/.conda/guard)")
-        ->type_name("DIR");
+    a->setup.add_to(*sub);
     add_jobs_option(*sub, a->jobs);
 }
 
