@@ -11,19 +11,22 @@
 //     downgrade); otherwise it is read, unauthenticated, and each package
 //     stands on its own signature and identity (steps 4 and 5).
 //  2. The package's record is in that index; a "#sha256"/"#md5" given with
-//     the URL agrees with it.
-//  3. Its bytes: a copy already in a package directory is hashed again, and
-//     otherwise the download is hashed in flight and capped at the record's
-//     size; size and sha256 must equal the record's.
+//     the URL agrees with it; the policy's min_age holds (on a signed
+//     record only).
+//  3. Its bytes: a copy already in a package directory is copied into a
+//     private file while it is hashed again, and otherwise the download is
+//     hashed in flight and capped at the record's size; size and sha256 must
+//     equal the record's.
 //  4. FILE.sig (fetched from the package's origin, 4 KiB cap) names a key
 //     that is not revoked, is allowed for the channel, and verifies on the
 //     digest already computed.
 //  5. The same open file is extracted (package/extract.hpp) into a staging
 //     folder inside the package directory; its info/index.json must name the
-//     record's package; the policy's rules (min_age, link_scripts) hold.
+//     record's package; the policy's link_scripts rule holds.
 //  6. Only then are tarball, .sig and folder (with info/repodata_record.json)
-//     renamed into place and the URL appended to urls.txt. Other folders in
-//     any package directory that claim the same package are removed.
+//     renamed into place and the URL appended to urls.txt. Other folders
+//     that claim the same package are removed from that package directory;
+//     one in another package directory refuses the package before placing.
 //
 // A dry run (GateOptions::dry_run) stops after step 2: the indexes are
 // fetched and verified and each record is judged, but no package or .sig is
