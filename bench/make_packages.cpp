@@ -22,24 +22,14 @@ int main(int argc, char** argv) {
     auto weight = [](int i) { return i % 5 == 0 ? 10 : 1; };  // both formats among the large ones
     std::uint64_t weights = 0;
     for (int i = 0; i < n; ++i) weights += static_cast<std::uint64_t>(weight(i));
-    std::uint64_t x = 0x9e3779b97f4a7c15ULL;  // xorshift: payloads that do not compress away
-    auto noise = [&x](std::size_t len) {
-        std::string out(len, '\0');
-        for (auto& c : out) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c = static_cast<char>(x);
-        }
-        return out;
-    };
+    condaguard::test::Noise noise;  // payloads that do not compress away
     for (int i = 0; i < n; ++i) {
         condaguard::test::PackageSpec spec;
         spec.name = "bench" + std::to_string(i);
         spec.format = i % 2 == 0 ? condaguard::PackageFormat::Conda : condaguard::PackageFormat::TarBz2;
         const std::size_t len = total_mb ? static_cast<std::size_t>(total_mb * 1000000 * weight(i) / weights)
                                          : static_cast<std::size_t>(40000 + (i % 7) * 8000);
-        spec.files = {{"lib/data.bin", noise(len)},
+        spec.files = {{"lib/data.bin", noise.bytes(len)},
                       {"bin/tool", "#!/bin/sh\necho " + spec.name + "\n"}};
         spec.depends = {"python >=3.8", "zlib"};
         condaguard::test::build_package(dir, spec);

@@ -28,16 +28,19 @@ namespace {
 class GuardFetch : public ::testing::Test {
 protected:
     void SetUp() override {
-        const PrivateKey& key = keys_.add("chan");
         alpha_ = build_package(ch() / "noarch", PackageSpec{.name = "alpha"});
         beta_ = build_package(ch() / "noarch", PackageSpec{.name = "beta", .format = PackageFormat::TarBz2});
+        sign_channel();
+        stdfs::create_directories(t_ / "home");
+    }
+    // Indexes and signs the channel (and every package without a .sig) with the key "chan".
+    void sign_channel() {
         index_channel(ch(), IndexOptions{.jobs = 1,
                                          .signing = IndexSigning{.key_name = KeyName("chan"),
-                                                                 .key = &key,
+                                                                 .key = &keys_.add("chan"),
                                                                  .channel_id = "example",
                                                                  .sign_packages = true,
                                                                  .signed_at = system_now()}});
-        stdfs::create_directories(t_ / "home");
     }
     stdfs::path ch() const { return t_ / "channel"; }
     stdfs::path pkgs() const { return t_ / "pkgs"; }
@@ -196,22 +199,8 @@ void expect_only_complete_entries(const stdfs::path& pkgs, const stdfs::path& ch
 TEST_F(GuardFetch, A14_sigkill_at_many_points_then_a_clean_run) {
     Deadline d(240);
     // A package large enough that the run spends time in every phase.
-    std::string noise(24 << 20, '\0');
-    std::uint64_t x = 0x9e3779b97f4a7c15ULL;  // xorshift: bytes that do not compress away
-    for (auto& c : noise) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>(x);
-    }
-    build_package(ch() / "noarch", PackageSpec{.name = "big", .files = {{"lib/blob", noise}}});
-    const PrivateKey& key = keys_.add("chan");
-    index_channel(ch(), IndexOptions{.jobs = 1,
-                                     .signing = IndexSigning{.key_name = KeyName("chan"),
-                                                             .key = &key,
-                                                             .channel_id = "example",
-                                                             .sign_packages = true,
-                                                             .signed_at = system_now()}});
+    build_package(ch() / "noarch", PackageSpec{.name = "big", .files = {{"lib/blob", Noise().bytes(24 << 20)}}});
+    sign_channel();
     std::vector<std::string> argv{conda_guard_exe(), "fetch", "--pkgs-dir", pkgs().string(), url(alpha_), url(beta_),
                                   url(ch() / "noarch" / "big-1.0-0.conda")};
     std::vector<std::string> envs{"HOME=" + (t_ / "home").string()};

@@ -110,14 +110,7 @@ TEST(Package, CorruptArchivesAreRefused) {
 // the kept tail, and losing the central directory is still caught.
 TEST(Package, LargeCondaAcrossManyReadChunks) {
     TempDir t;
-    std::string noise(1 << 20, '\0');
-    std::uint64_t x = 88172645463325252ULL;
-    for (auto& c : noise) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>(x);
-    }
+    const std::string noise = Noise(88172645463325252ULL).bytes(1 << 20);
     const auto path = build_package(t.path(), PackageSpec{.name = "big", .files = {{"lib/blob", noise}}});
     const std::string bytes = read_file(path);
     ASSERT_GT(bytes.size(), std::size_t{3} << 18) << "spans several 256 KiB chunks";

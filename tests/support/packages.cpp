@@ -231,4 +231,15 @@ std::filesystem::path build_package(const std::filesystem::path& dir, const Pack
     return out;
 }
 
+std::string Noise::bytes(std::size_t len) {
+    std::string out(len, '\0');
+    for (auto& c : out) {
+        x_ ^= x_ << 13;
+        x_ ^= x_ >> 7;
+        x_ ^= x_ << 17;
+        c = static_cast<char>(x_);
+    }
+    return out;
+}
+
 }  // namespace condaguard::test

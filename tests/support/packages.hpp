@@ -77,6 +77,17 @@ std::string pax_header(const std::vector<std::pair<std::string, std::string>>& r
 std::string gnu_long(const std::string& name, char type = 'L');
 // The two zero blocks that end a tar.
 std::string tar_end();
+// Bytes that do not compress away (xorshift64), for packages whose size
+// must survive compression. Each call continues the sequence.
+class Noise {
+public:
+    explicit Noise(std::uint64_t seed = 0x9e3779b97f4a7c15ULL) : x_(seed) {}
+    std::string bytes(std::size_t len);
+
+private:
+    std::uint64_t x_;
+};
+
 // `data` compressed as one stream.
 std::string compress(const std::string& data, Compression compression);
 // A package made of raw (uncompressed) tars: a .conda gets `info_tar` and
