@@ -37,11 +37,7 @@ constexpr std::int64_t max_seconds_timestamp = 253402300799;
 
 VerdictError invalid(const std::string& why) { return VerdictError(Verdict::Invalid, why); }
 
-std::string short_hash(std::string_view s) {
-    Sha256 h;
-    h.update({reinterpret_cast<const unsigned char*>(s.data()), s.size()});
-    return to_hex(h.finish()).substr(0, 16);
-}
+std::string short_hash(std::string_view s) { return to_hex(sha256_bytes(s)).substr(0, 16); }
 
 // A file we create inside a directory of our own (O_EXCL, O_NOFOLLOW).
 fs::Fd create_at(int dirfd, const std::string& name, const std::string& display) {
@@ -381,12 +377,11 @@ std::string record_json(const Job& j, const nlohmann::json& index_json) {
     return rec.dump();
 }
 
+// The record's timestamp in seconds (the index walk read it; conda's rule:
+// above 253402300799 it is in milliseconds); none past INT64_MAX.
 std::optional<std::int64_t> record_timestamp(const IndexRecord& rec) {
-    const nlohmann::json j = parse_json(rec.raw, {.max_bytes = rec.raw.size() + 1});
-    const auto it = j.find("timestamp");
-    if (it == j.end() || !it->is_number_integer()) return std::nullopt;
-    if (it->is_number_unsigned() && it->get<std::uint64_t>() > std::uint64_t{INT64_MAX}) return std::nullopt;
-    const auto t = it->get<std::int64_t>();
+    if (!rec.has_timestamp || rec.timestamp > std::uint64_t{INT64_MAX}) return std::nullopt;
+    const auto t = static_cast<std::int64_t>(rec.timestamp);
     return t > max_seconds_timestamp ? t / 1000 : t;
 }
 
