@@ -77,6 +77,12 @@ def redact_url(url: str) -> str:
     return _TOKEN.sub("/t/<TOKEN>", url, count=1)
 
 
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` carries ``user:pass@`` or an anaconda ``/t/TOKEN``."""
+    bare = url.split("#", 1)[0].split("?", 1)[0]
+    return redact_url(bare) != bare
+
+
 def one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
@@ -237,6 +243,13 @@ def explicit_entries(lines: Iterable[str], urls: UrlFunctions = STDLIB_URL_FUNCT
             raise GateRefused(f"cannot parse explicit line: {redact_url(spec)}")
         url_p, fn = m.group("url_p"), m.group("fn")
         url = urls.join_url(url_p, fn)
+        if has_credentials(url):
+            # conda finds an explicit package in the cache by this exact URL,
+            # so placing it would write the secret into urls.txt and
+            # repodata_record.json; the gate writes only redacted URLs.
+            raise GateRefused(f"{fn}: the explicit URL {redact_url(url)} carries credentials, which "
+                              "conda-guard will not write into the package cache; install the "
+                              "package by name from a channel configured with its token instead")
         directory = url[: -len(fn)].rstrip("/")
         name, version, build = split_fn(fn)
         entries.append(ExplicitEntry(url=url, fn=fn, channel=directory,

@@ -84,6 +84,17 @@ class Explicit(unittest.TestCase):
             with self.assertRaises(core.GateRefused):
                 core.explicit_entries([bad])
 
+    def test_A26_explicit_url_with_credentials_refused_redacted(self) -> None:
+        for url in ("https://h.example/t/tk-123/c/linux-64/a-1-0.conda",
+                    "https://user:secret@h.example/c/linux-64/a-1-0.conda"):
+            with self.assertRaises(core.GateRefused) as caught:
+                core.explicit_entries(["@EXPLICIT", f"{url}#sha256:{self.SHA}"])
+            message = str(caught.exception)
+            self.assertIn("carries credentials", message)
+            self.assertNotIn("tk-123", message)
+            self.assertNotIn("secret", message)
+        self.assertFalse(core.has_credentials("https://h.example/c/linux-64/a-1-0.conda#" + self.SHA))
+
     def test_package_arguments(self) -> None:
         self.assertTrue(core.is_package_argument("./x-1-0.tar.bz2"))
         self.assertTrue(core.is_package_argument("https://h.example/c/linux-64/x-1-0.conda"))

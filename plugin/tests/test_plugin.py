@@ -276,7 +276,7 @@ class PreCommands(PluginTest):
     def test_A15_explicit_file_is_gated_before_conda_downloads(self) -> None:
         local = os.path.join(self.tmp, "local", "loc-2.0-0.tar.bz2")
         path = self.explicit_file([
-            f"https://host.example/t/{TOKEN}/ch/linux-64/one-1.0-h1_0.conda#{self.SHA}",
+            f"https://host.example/ch/linux-64/one-1.0-h1_0.conda#{self.SHA}",
             f"https://host.example/ch/noarch/two-2.1-py_0.tar.bz2#sha256:{self.SHA}",
             f"https://host.example/ch/linux-64/three-3-0.conda#{self.MD5}",
             local,
@@ -289,10 +289,10 @@ class PreCommands(PluginTest):
         req = json.loads(call["stdin"])
         self.assertEqual(req["command"], "create")
         self.assertEqual(req["records"][0], {
-            "url": f"https://host.example/t/{TOKEN}/ch/linux-64/one-1.0-h1_0.conda",
+            "url": "https://host.example/ch/linux-64/one-1.0-h1_0.conda",
             "fn": "one-1.0-h1_0.conda", "name": "one", "version": "1.0", "build": "h1_0",
             "subdir": "linux-64", "sha256": self.SHA, "md5": None, "size": None,
-            "channel": f"https://host.example/t/{TOKEN}/ch/linux-64"})
+            "channel": "https://host.example/ch/linux-64"})
         self.assertEqual((req["records"][1]["sha256"], req["records"][1]["subdir"]), (self.SHA, "noarch"))
         self.assertEqual((req["records"][2]["md5"], req["records"][2]["sha256"]), (self.MD5, None))
         self.assertEqual(req["records"][3]["url"], "file://" + local)
@@ -308,6 +308,14 @@ class PreCommands(PluginTest):
         fakeconda.context._argparse_args.file = [path]
         self.scenario(verdicts={"one-1.0-h1_0.conda": ["INVALID", "md5 in the explicit file differs from the signed record"]})
         self.assertIn("one-1.0-h1_0.conda  INVALID", self.refused(self.pre_command, "install"))
+
+    def test_A26_explicit_url_with_token_refused_before_the_gate(self) -> None:
+        path = self.explicit_file([f"https://host.example/t/{TOKEN}/ch/linux-64/one-1.0-h1_0.conda#{self.SHA}"])
+        fakeconda.context._argparse_args.file = [path]
+        message = self.refused(self.pre_command, "install")
+        self.assertIn("carries credentials", message)
+        self.assertNotIn(TOKEN, message)
+        self.assertEqual(self.calls(), [])
 
     def test_A15_explicit_planted_sibling_refuses(self) -> None:
         path = self.explicit_file(["https://host.example/ch/linux-64/one-1.0-h1_0.conda"])
