@@ -122,7 +122,7 @@ class Context:
 
     @property
     def quiet(self) -> bool:
-        return bool(self._arg("quiet", False)) or self.json
+        return bool(self._arg("quiet", False))
 
     @property
     def dry_run(self) -> bool:

@@ -386,10 +386,10 @@ class ProgressiveFetchExtract:
 
     def execute(self) -> None:
         self.prepare()
-        if (self.cache_actions or self.extract_actions) and not context.quiet:
+        if (self.cache_actions or self.extract_actions) and not (context.quiet or context.json):
             print("\nDownloading and Extracting Packages:")
         for ref, action in self.cache_actions:
-            if not context.quiet:
+            if not (context.quiet or context.json):
                 print(f"  {action.target_fn}")
             action.execute()
         for _, action in self.extract_actions:
