@@ -171,6 +171,8 @@ class EndToEnd(unittest.TestCase):
         index["packages"]["hello-1.0-0.tar.bz2"]["depends"].append("base")
         with open(path, "w") as f:
             json.dump(index, f)
+        later = time.time() + 10  # newer than what was served: no 304 from the validators
+        os.utime(path, (later, later))
         before = self.states()
         r = self.conda("install", "-n", "x", "-y", "hello")
         self.assert_refused(r, before, "noarch/repodata.json", "INVALID")
@@ -365,6 +367,8 @@ class EndToEnd(unittest.TestCase):
         index["packages"]["hello-1.0-0.tar.bz2"]["depends"] = []
         with open(path, "w") as f:
             json.dump(index, f)
+        later = time.time() + 10  # newer than what was served: no 304 from the validators
+        os.utime(path, (later, later))
         before = self.states()
         r = self.conda("install", "-n", "x", "--dry-run", "--json", "hello")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
