@@ -335,6 +335,23 @@ class EndToEnd(unittest.TestCase):
         r = self.conda("install", "-n", "x", "-y", "hello")
         self._assert_signed_or_refused(r, "hello-1.0-0")
 
+    def test_A14_planted_folder_in_another_package_directory_never_linked(self):
+        """A claimant in a second package directory conda searches (today's
+        gate refuses the package naming it; moving it aside would also do)."""
+        folder = self._claimant("hello-1.0-0.old", b"planted elsewhere\n")
+        second = os.path.join(self.tmp.name, "pkgs2")
+        os.mkdir(second)
+        open(os.path.join(second, "urls.txt"), "w").close()
+        shutil.move(folder, os.path.join(second, "hello-1.0-0.old"))
+        dirs = {"CONDA_PKGS_DIRS": f"{self.ws.pkgs},{second}"}
+        r = self.conda("install", "-n", "x", "-y", "hello", env=dirs)
+        self._assert_signed_or_refused(r, "hello-1.0-0.old")
+        if r.returncode != 0:
+            self.assertFalse(os.path.exists(os.path.join(self.prefix, "conda-meta", "hello-1.0-0.json")))
+        r = self.conda("install", "-n", "x", "-y", "hello", "--no-plugins", env=dirs)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.installed_bytes(), b"planted elsewhere\n", "without the gate it is linked")
+
     def test_A14_stand_in_links_a_planted_sibling_without_the_plugin(self):
         """The stand-in is faithful: without the gate, the planted folder is
         what conda links (conda-plugin.md §4, seen with real conda)."""

@@ -13,7 +13,7 @@ import traceback
 from .. import CondaError
 from ..base.context import context
 
-BUILTIN = ("install", "create", "update", "remove", "uninstall", "env")
+BUILTIN = ("install", "create", "update", "remove", "uninstall")  # SIMPLIFIED: no `conda env`
 GLOBAL_FLAGS = ("--no-plugins", "--json", "-v", "-q", "--quiet")
 
 
@@ -50,15 +50,6 @@ def generate_parser(subcommands):
     for name in ("install", "create", "update"):
         _add_install_args(sub.add_parser(name))
     _add_install_args(sub.add_parser("remove", aliases=["uninstall"]), remove=True)
-    env = sub.add_parser("env").add_subparsers(dest="env_cmd")
-    for name in ("create", "update"):
-        e = env.add_parser(name)
-        e.add_argument("-n", "--name")
-        e.add_argument("-p", "--prefix")
-        e.add_argument("-f", "--file")
-        e.add_argument("--dry-run", action="store_true")
-        e.add_argument("--json", action="store_true")
-        e.add_argument("-y", "--yes", action="store_true")
     for name, s in subcommands.items():
         sub.add_parser(name, help=s.summary)
     return p
@@ -68,10 +59,6 @@ def do_call(args) -> int:
     from .install import install
 
     command = {"uninstall": "remove"}.get(args.cmd, args.cmd)
-    if command == "env":
-        from ..exceptions import CondaError as _E
-
-        raise _E("SIMPLIFIED: conda env create/update is not in the stand-in")
     context.plugin_manager.invoke_pre_commands(command)  # §5: before the body
     return install(args, command)
 
