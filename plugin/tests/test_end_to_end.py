@@ -360,6 +360,53 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(self.installed_bytes(), b"planted sibling\n")
 
+    # -- plugin loading --------------------------------------------------
+
+    def test_a_plugin_whose_import_raises_is_skipped_with_one_line(self):
+        extra = os.path.join(self.tmp.name, "extra")
+        dist = os.path.join(extra, "broken_plugin-1.0.dist-info")
+        os.makedirs(dist)
+        with open(os.path.join(dist, "METADATA"), "w") as f:
+            f.write("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+        with open(os.path.join(dist, "entry_points.txt"), "w") as f:
+            f.write("[conda]\nbroken = broken_plugin\n")
+        with open(os.path.join(extra, "broken_plugin.py"), "w") as f:
+            f.write("raise RuntimeError('boom')\n")
+        os.unlink(self.hello + ".sig")
+        r = self.conda("install", "-n", "x", "-y", "hello", env={"PYTHONPATH": extra})
+        self.assertIn("Error while loading conda entry point: broken (boom)", r.stderr)
+        self.assertEqual(r.returncode, 1, "conda-guard still loaded and refusing")
+        self.assertIn("MISSING_SIG", r.stderr)
+
+    def test_contract_names_for_the_wrappers_bootstrap(self):
+        """contract-wrapper.md point 4: the names the bootstrap uses exist
+        and behave as in conda (register returns None when the entry point
+        already registered the plugin; disable_external_plugins replaceable
+        on the instance, called by main_subshell under --no-plugins)."""
+        script = (
+            "import os, sys\n"
+            "import conda_guard_plugin.plugin as plugin\n"
+            "from conda.plugins.manager import get_plugin_manager\n"
+            "import conda.plugins.types, conda.exceptions, conda.base.context, conda.cli.main\n"
+            "from conda.core.package_cache_data import PackageCacheData, ProgressiveFetchExtract\n"
+            "pm = get_plugin_manager()\n"
+            "assert pm is get_plugin_manager()\n"
+            "assert pm.register(plugin, name='conda-guard') is None\n"
+            "assert pm.get_plugin('conda-guard') is plugin and not pm.is_blocked('conda-guard')\n"
+            "for hook in ('conda_post_solves', 'conda_pre_commands', 'conda_subcommands'):\n"
+            "    assert any(i.plugin is plugin for i in getattr(pm.hook, hook).get_hookimpls()), hook\n"
+            "assert issubclass(conda.exceptions.CondaVerificationError, Exception)\n"
+            "def refuse():\n"
+            "    print('no_plugins seen'); sys.stdout.flush(); os._exit(2)\n"
+            "pm.disable_external_plugins = refuse\n"
+            "sys.exit(conda.cli.main.main(*sys.argv[1:]))\n")
+        python = os.path.join(_module["install"].venv, "bin", "python")
+        r = se.run([python, "-c", script, "--no-plugins", "sign", "--keygen", "K"], self.ws.env)
+        self.assertEqual((r.returncode, r.stdout), (2, "no_plugins seen\n"), r.stderr)
+        r = se.run([python, "-c", script, "sign", "--keygen", "K"], self.ws.env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(self.ws.keys, "K.pub")))
+
     # -- create, dry run, subcommands, --no-plugins ------------------------
 
     def test_create_over_an_existing_environment_refused_and_kept(self):
