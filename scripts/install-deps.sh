@@ -16,4 +16,4 @@ $SUDO apt-get install -y --no-install-recommends \
   libgtest-dev libgmock-dev \
   libarchive-dev libsimdjson-dev libcurl4-openssl-dev libzstd-dev libyaml-cpp-dev \
   nginx-light curl libarchive-tools \
-  python3 python3-pycryptodome time bzip2 zstd
+  python3 python3-pycryptodome python3-pluggy time bzip2 zstd

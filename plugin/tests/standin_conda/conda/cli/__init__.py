@@ -1,0 +1,1 @@
+"""Stand-in conda (tests only); see conda/__init__.py."""
