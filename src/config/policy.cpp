@@ -11,8 +11,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <limits>
+#include <sys/stat.h>
 
 namespace condaguard {
 
@@ -304,6 +306,10 @@ std::optional<std::string> read_policy_file(const stdfs::path& path, bool must_e
         dirfd = fs::open_secure_dir(dir);
     } catch (const fs::UnsafeDirectory& e) {
         if (e.fault().kind == fs::DirFaultKind::Missing && !must_exist) return std::nullopt;
+        // A default file that is not there is skipped, whatever its folder:
+        // nothing of an unsafe folder is read.
+        struct stat st {};
+        if (!must_exist && ::lstat(path.c_str(), &st) != 0 && errno == ENOENT) return std::nullopt;
         throw PolicyError(fmt::format("{}: cannot use the policy: {}", name, e.what()));
     }
     fs::OpenedFile f;

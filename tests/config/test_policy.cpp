@@ -207,6 +207,16 @@ TEST_F(PolicyFiles, A6_policy_in_directory_writable_by_others_is_refused) {
     EXPECT_THROW(load_policy({.files = {f}, .explicit_file = false}), PolicyError);
 }
 
+// The default files are optional: one that is not there is skipped even in an
+// unsafe folder (nothing of it is read); one that is there still refuses.
+TEST_F(PolicyFiles, A6_missing_default_policy_in_unsafe_directory_is_skipped) {
+    stdfs::create_directory(t_ / "open");
+    ::chmod((t_ / "open").c_str(), 0777);
+    const stdfs::path f = t_ / "open" / "guard.yaml";
+    EXPECT_EQ(load_policy({.files = {f}, .explicit_file = false}).parallel.value, default_parallel_transfers);
+    EXPECT_THROW(load_policy({.files = {f}, .explicit_file = true}), PolicyError);
+}
+
 TEST_F(PolicyFiles, A6_symlinked_policy_is_refused) {
     const stdfs::path real = write("real.yaml", "parallel: 2\n");
     stdfs::create_symlink(real, t_ / "guard.yaml");
