@@ -557,7 +557,7 @@ void Gate::expect_read_only_claimant_refused(bool own_folder, const std::string&
     EXPECT_TRUE(rep.cleaned.at(0).empty());
     EXPECT_FALSE(rep.folders.at(0));
     for (const auto& d : {pkgs(), other})
-        if (stdfs::exists(d / ".condaguard" / "staging")) EXPECT_TRUE(stdfs::is_empty(d / ".condaguard" / "staging"));
+        EXPECT_TRUE(!stdfs::exists(d / ".condaguard" / "staging") || stdfs::is_empty(d / ".condaguard" / "staging"));
 }
 
 TEST_F(Gate, A14_claimant_in_a_read_only_directory_refuses_before_anything_moves) {
