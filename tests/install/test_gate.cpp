@@ -549,7 +549,7 @@ void Gate::expect_read_only_claimant_refused(bool own_folder, const std::string&
     const GateReport rep = gate({url(alpha_)});
     const Result& r = rep.packages.at(0);
     EXPECT_EQ(to_string(r.verdict), "ERROR") << r.reason;
-    EXPECT_NE(r.reason.find("\"planted-ro\" in package directory " + ro.string()), std::string::npos) << r.reason;
+    EXPECT_NE(r.reason.find("'planted-ro' in package directory " + ro.string()), std::string::npos) << r.reason;
     EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
     EXPECT_EQ(outside_guard(snapshot(pkgs())), before[0]);
     EXPECT_EQ(outside_guard(snapshot(other)), before[1]);
