@@ -19,13 +19,17 @@ and the answer one JSON object on stdout::
 
     {"version": 1, "command": "gate", "status": "ok" | "fail" | "error",
      "dry_run": bool, "indexes": [{"path", "verdict", "reason", ...}],
-     "packages": [{"fn", "url", "verdict", "reason", "placed": str | null}],
+     "packages": [{"fn", "url", "verdict", "reason", "placed": str | null,
+                   "cleaned": [str, ...]}],
      "message": str}                                  # status "error" only
 
 with exit status 0 (every package VALID), 1 (a refusal) or 2 (an error).
 The plugin accepts only exit 0, status "ok", the same dry_run, exactly one
 VALID package per requested file name, and (outside a dry run) an absolute
-"placed" folder for each. Everything else refuses.
+"placed" folder for each. Everything else refuses. "cleaned" lists, per
+package, the folders (full paths, in any of pkgs_dirs) that claimed it and
+were removed before it was placed (planted siblings, leftovers); it is
+informational, empty when none.
 """
 
 from __future__ import annotations

@@ -114,6 +114,7 @@ struct GatePackage {
     std::string fn;
     Result result;                      // path: the package URL without credentials
     std::optional<std::string> folder;  // the folder placed or proven, when VALID and not a dry run
+    std::vector<std::string> cleaned;   // claimants moved out of a package directory (GateReport::cleaned)
 };
 
 struct GateAnswer {
@@ -152,16 +153,20 @@ public:
     // exits 1 when any package was left out. (report_channel.cpp)
     int index(const std::vector<SubdirReport>& subdirs, const std::optional<IndexSigner>& signer) const;
 
-    // fetch: the indexes' findings, then one line per package, then a
-    // summary line. (report_gate.cpp)
+    // fetch: the indexes' findings, then one line per package, one line
+    // "cleaned PATH (claimed NAME-VERSION-BUILD)" per folder removed, then a
+    // summary line; with --json each package also has "cleaned".
+    // (report_gate.cpp)
     int gate(const GateReport& report) const;
 
     // gate: always one JSON document on stdout, whatever --json says
     // (report_gate.cpp):
     //   {"version": 1, "command": "gate", "status": ok|fail|error, "dry_run",
     //    "indexes": [RESULT...],
-    //    "packages": [{"fn", "url", "verdict", "reason", "key", "fingerprint", "placed"}...]}
-    // where RESULT is to_json's and "placed" is the folder or null.
+    //    "packages": [{"fn", "url", "verdict", "reason", "key", "fingerprint", "placed", "cleaned"}...]}
+    // where RESULT is to_json's, "placed" is the folder or null, and
+    // "cleaned" the list (maybe empty) of folders that claimed the package
+    // and were removed from a package directory.
     int gate_answer(const GateAnswer& answer) const;
     // gate, stopped before any verdict (bad request, unusable package
     // directory): "PROG: error: MESSAGE" on stderr and

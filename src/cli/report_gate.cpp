@@ -1,6 +1,7 @@
 // The install gate's report and progress display (report.hpp), in their own
 // source so that only conda-guard links the install library.
 #include <condaguard/install/gate.hpp>
+#include <condaguard/package/name.hpp>
 
 #include "report.hpp"
 
@@ -19,7 +20,11 @@ int Reporter::gate(const GateReport& report) const {
         nlohmann::json indexes = nlohmann::json::array();
         nlohmann::json packages = nlohmann::json::array();
         for (const auto& r : report.indexes) indexes.push_back(to_json(r));
-        for (const auto& r : report.packages) packages.push_back(to_json(r));
+        for (std::size_t i = 0; i < report.packages.size(); ++i) {
+            nlohmann::json j = to_json(report.packages[i]);
+            j["cleaned"] = report.cleaned.at(i);
+            packages.push_back(std::move(j));
+        }
         print_envelope("fetch", status,
                        {{"indexes", std::move(indexes)}, {"packages", std::move(packages)}, {"placed", report.placed}});
         return status;
@@ -29,6 +34,14 @@ int Reporter::gate(const GateReport& report) const {
     std::vector<const Result*> lines;
     for (const auto& r : all) lines.push_back(&r);
     print_result_lines(lines, width);
+    for (std::size_t i = 0; i < report.packages.size(); ++i) {
+        // The package's file name, from its URL (without a "#sha256" part).
+        const std::string& url = report.packages[i].path;
+        const std::string_view base = std::string_view(url).substr(0, url.find('#'));
+        const auto name = parse_package_file_name(base.substr(base.rfind('/') + 1));
+        for (const auto& folder : report.cleaned.at(i))
+            fmt::print("cleaned {} (claimed {})\n", escape_text(folder), escape_text(name ? name->stem() : url));
+    }
     const auto refused = static_cast<std::size_t>(std::count_if(
         report.packages.begin(), report.packages.end(), [](const Result& r) { return r.verdict != Verdict::Valid; }));
     fmt::print("{} of {} package{} verified and placed{}\n", report.packages.size() - refused, report.packages.size(),
@@ -51,6 +64,7 @@ int Reporter::gate_answer(const GateAnswer& answer) const {
         j["url"] = p.result.path;
         j["fn"] = p.fn;
         j["placed"] = p.folder ? nlohmann::json(*p.folder) : nlohmann::json(nullptr);
+        j["cleaned"] = p.cleaned;
         packages.push_back(std::move(j));
     }
     print_envelope("gate", status,

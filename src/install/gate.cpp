@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <map>
 #include <mutex>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace condaguard {
@@ -364,6 +365,7 @@ struct Job {
     std::string sig_text;  // the .sig, as it was fetched or found
     std::size_t request = 0;
     std::string placed;  // the folder, once placed
+    std::vector<std::string> cleaned;  // claimants moved out of a package directory
 };
 
 std::string record_json(const Job& j, const nlohmann::json& index_json) {
@@ -499,6 +501,127 @@ void check_download(const Job& j, const FetchResponse& body, const FetchResponse
         throw VerdictError(Verdict::Error, fmt::format("{}.sig could not be fetched: {}", fn, sig.reason));
 }
 
+// Folders that claim a package, in every package directory: conda links any
+// top-level folder of any of them whose info/ matches the record
+// (conda-plugin spec §4), so every one but the folder the gate places must
+// leave the top level before conda runs. Shared by the worker threads; one
+// package is cleared at a time.
+class Claimants {
+public:
+    // dirs[0] is the target, locked by `target_lock`; the others are locked
+    // here on first need (and kept locked to the end of the run).
+    Claimants(const std::vector<std::optional<PackageDir>>& dirs, const PackageDirLock& target_lock)
+        : dirs_(dirs), target_lock_(target_lock), locks_(dirs.size()), unusable_(dirs.size()) {}
+
+    // Moves every top-level folder that claims `pkg`, in every package
+    // directory, out of the top level (into that directory's
+    // .condaguard/staging, then deleted without following a link), except
+    // `keep` in the target (place() replaces it). Returns their paths. In
+    // this order, so that a refusal leaves every directory as it was:
+    //  1. find them all; .condaguard claiming refuses (it is never removed,
+    //     and conda would link it);
+    //  2. lock every directory that holds one and make its staging folder
+    //     there: a directory that cannot be locked or written refuses here,
+    //     before anything has moved;
+    //  3. move each with one rename (a link is moved as a link, never
+    //     followed; conda skips links, so find_claimants never names one);
+    //     one that cannot be moved (EACCES of a read-only directory whose
+    //     .condaguard was writable, a foreign folder...) puts back those
+    //     already moved and refuses: all or none.
+    // Throws VerdictError(Error) naming the folder and its directory.
+    std::vector<std::string> clear(const PackageName& pkg, const std::string& keep) {
+        std::lock_guard guard(mutex_);
+        struct Found {
+            std::size_t dir;
+            std::string name;
+            std::optional<std::string> aside;
+        };
+        std::vector<Found> found;
+        for (std::size_t i = 0; i < dirs_.size(); ++i) {
+            if (!dirs_[i]) continue;
+            for (auto& name : dirs_[i]->find_claimants(pkg)) {
+                if (i == 0 && name == keep) continue;
+                if (name == ".condaguard" || name == "urls.txt")
+                    throw refusal(i, name, "and the gate never removes its own folder or conda's urls.txt");
+                found.push_back(Found{.dir = i, .name = std::move(name)});
+            }
+        }
+        std::vector<std::optional<Staging>> staging(dirs_.size());
+        for (const Found& f : found) {
+            if (staging[f.dir]) continue;
+            const PackageDirLock& held = lock(f.dir, f.name);
+            try {
+                staging[f.dir].emplace(dirs_[f.dir]->stage(held));
+            } catch (const std::system_error& e) {
+                throw refusal(f.dir, f.name, fmt::format("and that directory cannot be written: {}", e.what()));
+            }
+        }
+        // Those moved before the k-th, back where they were.
+        auto put_back = [&](std::size_t k) {
+            for (std::size_t b = k; b-- > 0;) {
+                const Found& m = found[b];
+                if (!m.aside) continue;
+                try {
+                    dirs_[m.dir]->put_back(held_lock(m.dir), *staging[m.dir], *m.aside, m.name);
+                } catch (const std::system_error&) {
+                    // Something new took its name: this one stays out (and is deleted).
+                }
+            }
+        };
+        for (std::size_t k = 0; k < found.size(); ++k) {
+            Found& f = found[k];
+            std::optional<std::string> error;
+            try {
+                f.aside = dirs_[f.dir]->move_aside(held_lock(f.dir), *staging[f.dir], f.name);
+            } catch (const std::system_error& e) {
+                error = e.what();
+            } catch (...) {
+                put_back(k);
+                throw;
+            }
+            if (error) {
+                put_back(k);
+                throw refusal(f.dir, f.name, fmt::format("and cannot be moved out of it: {}", *error));
+            }
+        }
+        std::vector<std::string> out;
+        for (const Found& f : found)
+            if (f.aside) out.push_back((dirs_[f.dir]->path() / f.name).string());
+        return out;  // the staging folders, and what was moved into them, are deleted here
+    }
+
+private:
+    VerdictError refusal(std::size_t dir, const std::string& name, const std::string& why) const {
+        return VerdictError(Verdict::Error, fmt::format("{} in package directory {} also claims this package, {}",
+                                                        condaguard::quoted(name), dirs_[dir]->path().string(), why));
+    }
+    const PackageDirLock& held_lock(std::size_t dir) const { return dir == 0 ? target_lock_ : *locks_[dir]; }
+    // The directory's lock, taken (and its leftover staging folders removed)
+    // on first need; a directory that could not be locked once is not tried
+    // again in this run.
+    const PackageDirLock& lock(std::size_t dir, const std::string& name) {
+        if (dir == 0 || locks_[dir]) return held_lock(dir);
+        if (!unusable_[dir]) {
+            try {
+                PackageDirLock held = dirs_[dir]->lock();
+                dirs_[dir]->clean_staging(held);
+                return locks_[dir].emplace(std::move(held));
+            } catch (const PackageDirBusy& e) {
+                unusable_[dir] = e.what();
+            } catch (const std::system_error& e) {
+                unusable_[dir] = e.what();
+            }
+        }
+        throw refusal(dir, name, fmt::format("and that directory cannot be locked: {}", *unusable_[dir]));
+    }
+
+    const std::vector<std::optional<PackageDir>>& dirs_;
+    const PackageDirLock& target_lock_;
+    std::vector<std::optional<PackageDirLock>> locks_;
+    std::vector<std::optional<std::string>> unusable_;  // why a directory could not be locked
+    std::mutex mutex_;
+};
+
 }  // namespace
 
 GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& o, const Environment& env,
@@ -512,10 +635,25 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     if (!o.dry_run) {
         if (o.pkgs_dirs.empty()) throw std::runtime_error("no package directory");
         dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
+        std::vector<std::pair<dev_t, ino_t>> seen;
+        const auto identity = [](const PackageDir& d) {
+            const struct stat st = fs::fstat_or_throw(d.fd(), d.path().string());
+            return std::pair{st.st_dev, st.st_ino};
+        };
+        seen.push_back(identity(*dirs.front()));
         for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
             try {
                 // conda follows a link to a package directory; so does the search.
-                dirs.emplace_back(PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No));
+                PackageDir d = PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No);
+                // One directory named twice (or through a link) is searched
+                // and locked once: its second lock would wait for the first.
+                const auto id = identity(d);
+                if (std::find(seen.begin(), seen.end(), id) != seen.end()) {
+                    dirs.emplace_back(std::nullopt);
+                    continue;
+                }
+                seen.push_back(id);
+                dirs.emplace_back(std::move(d));
             } catch (const std::system_error&) {
                 dirs.emplace_back(std::nullopt);
             }
@@ -571,11 +709,13 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         for (auto& j : jobs) {
             report.packages.push_back(std::move(j.result));
             report.folders.emplace_back(std::nullopt);
+            report.cleaned.emplace_back();
         }
         return report;
     }
     const PackageDir& target = *dirs.front();
     const PackageDirLock& lock = *held;
+    Claimants claimants(dirs, lock);
     std::vector<FetchRequest> reqs;
     GateProgress total{.packages_total = jobs.size()};
     for (auto& j : jobs) {
@@ -622,18 +762,10 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                     "carries a {} script ({}), and the policy refuses link scripts", kind, script));
                         }
             }
-            // A claimant the gate may not remove (in another package
-            // directory, or .condaguard) refuses before anything is placed.
-            for (const auto& d : dirs) {
-                if (!d) continue;
-                for (const auto& other : d->find_claimants(j.url->name)) {
-                    if (&*d == &target && other != ".condaguard") continue;  // removed once placed
-                    throw VerdictError(Verdict::Error,
-                                       fmt::format("{} in package directory {} also claims this package, and "
-                                                   "the gate may not remove it",
-                                                   condaguard::quoted(other), d->path().string()));
-                }
-            }
+            // Every other folder that claims the package, in every package
+            // directory, leaves the top level first (all or none): one that
+            // cannot refuses the package with nothing placed or moved.
+            j.cleaned = claimants.clear(j.url->name, j.url->name.stem());
             // Step 6: into place, in conda's layout.
             target.place(lock, *j.staging,
                          PlaceRequest{.fn = j.url->fn,
@@ -683,23 +815,14 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                 });
     }
 
-    // Other folders that claim a placed package, in any package directory, go.
+    // Once more, now that everything is placed: a claimant that appeared
+    // meanwhile (written by something that does not take the lock) goes too,
+    // or the placed package becomes an ERROR.
     for (auto& j : jobs) {
         j.staging.reset();
         if (j.placed.empty() || j.result.verdict != Verdict::Valid) continue;
         guarded(j.result, [&] {
-            for (auto& d : dirs) {
-                if (!d) continue;
-                for (const auto& other : d->find_claimants(j.url->name)) {
-                    if (&*d == &target && other == j.url->name.stem()) continue;
-                    if (&*d != &target)
-                        throw VerdictError(Verdict::Error,
-                                           fmt::format("{} in package directory {} also claims this package, and "
-                                                       "only {} is ours to clean",
-                                                       condaguard::quoted(other), d->path().string(), target.path().string()));
-                    target.remove_folder(lock, other);
-                }
-            }
+            for (auto& path : claimants.clear(j.url->name, j.url->name.stem())) j.cleaned.push_back(std::move(path));
         });
         if (j.result.verdict == Verdict::Valid) report.placed.push_back(j.placed);
     }
@@ -707,6 +830,7 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         const bool valid = j.result.verdict == Verdict::Valid && !j.placed.empty();
         report.folders.push_back(valid ? std::optional<std::string>(j.placed) : std::nullopt);
         report.packages.push_back(std::move(j.result));
+        report.cleaned.push_back(std::move(j.cleaned));
     }
     return report;
 }

@@ -69,6 +69,19 @@ TEST_F(GuardFetch, PlacesVerifiedPackagesOneLineEach) {
     EXPECT_EQ(r.err, "") << "no progress display in a pipe";
 }
 
+TEST_F(GuardFetch, A14_removed_claimant_is_reported_one_line_each) {
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-x" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    const RunResult r = g({url(alpha_)});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("\ncleaned " + (pkgs() / ".tmp-x").string() + " (claimed alpha-1.0-0)\n"), std::string::npos)
+        << r.out;
+    EXPECT_FALSE(stdfs::exists(pkgs() / ".tmp-x"));
+    const RunResult j = g({"--json", url(alpha_)});
+    ASSERT_EQ(j.status, 0) << j.out << j.err;
+    EXPECT_EQ(nlohmann::json::parse(j.out)["packages"][0]["cleaned"], nlohmann::json::array()) << j.out;
+}
+
 TEST_F(GuardFetch, ProgressOnATerminalOnly) {
     // script(1) (bsdutils, essential in Debian) gives the command a terminal.
     const std::string cmd = conda_guard_exe() + " fetch --pkgs-dir " + pkgs().string() + " " + url(alpha_);

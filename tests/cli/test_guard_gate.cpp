@@ -142,6 +142,29 @@ TEST_F(GuardGate, LandsInTheFirstPackageDirectoryThatCanBeWritten) {
     EXPECT_EQ(doc["packages"][0]["placed"], (pkgs() / "alpha-1.0-0").string()) << doc.dump();
 }
 
+TEST_F(GuardGate, A14_claimants_in_every_package_directory_are_removed_and_listed) {
+    // A planted sibling in a second package directory (conda searches them
+    // all) and a leftover in the first: both go, and the answer lists them
+    // under the package they claimed.
+    const stdfs::path other = t_ / "other-pkgs";
+    const char* claims_alpha = R"({"name":"alpha","version":"1.0","build":"0"})";
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", claims_alpha);
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-x" / "info" / "index.json", claims_alpha);
+    json req = request({record(alpha_, "alpha"), record(beta_, "beta")});
+    req["pkgs_dirs"] = {pkgs().string(), other.string()};
+    json doc = answer(req.dump(), 0);
+    ASSERT_EQ(doc["packages"].size(), 2u) << doc.dump();
+    const json& a = doc["packages"][0];
+    EXPECT_EQ(a["verdict"], "VALID") << a["reason"];
+    EXPECT_EQ(a["placed"], (pkgs() / "alpha-1.0-0").string());
+    EXPECT_EQ(a["cleaned"], json::array({(pkgs() / ".tmp-x").string(), (other / "planted").string()})) << a;
+    EXPECT_EQ(doc["packages"][1]["cleaned"], json::array()) << doc["packages"][1];
+    EXPECT_FALSE(stdfs::exists(other / "planted"));
+    EXPECT_FALSE(stdfs::exists(pkgs() / ".tmp-x"));
+}
+
 TEST_F(GuardGate, NoRecordsIsANoOp) {
     json doc = answer(request(json::array()).dump(), 0);
     EXPECT_EQ(doc["status"], "ok");

@@ -14,8 +14,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <map>
+#include <set>
+#include <unistd.h>
 
 using namespace condaguard;
 using namespace condaguard::test;
@@ -38,6 +42,16 @@ std::map<std::string, std::string> snapshot(const stdfs::path& root) {
         else if (stdfs::is_regular_file(st)) v += ":" + to_hex(sha256_bytes(read_file(p)));
         out[stdfs::relative(p, root).string()] = v;
     }
+    return out;
+}
+
+// An info/index.json that claims alpha-1.0-0.
+constexpr const char* alpha_index = R"({"name":"alpha","version":"1.0","build":"0"})";
+
+// The names at the top level of `dir`.
+std::set<std::string> top_level(const stdfs::path& dir) {
+    std::set<std::string> out;
+    for (const auto& e : stdfs::directory_iterator(dir)) out.insert(e.path().filename().string());
     return out;
 }
 
@@ -80,6 +94,7 @@ protected:
         EXPECT_EQ(r.packages.size(), 1u);
         return r.packages.at(0);
     }
+    void expect_read_only_claimant_refused(bool own_folder, const std::string& fragment);
     // Runs the gate on `pkg`, expects `v` with `fragment` in the reason and the package directory unchanged.
     void expect_refused(const stdfs::path& pkg, Verdict v, const std::string& fragment) {
         const auto before = snapshot(pkgs());
@@ -404,24 +419,153 @@ TEST_F(Gate, A14_planted_sibling_claiming_the_package_is_removed) {
     EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
 }
 
-TEST_F(Gate, A14_claimant_in_another_package_directory_refused_before_placing) {
-    // A folder in another package directory that claims the package: the
-    // refusal must come before anything is placed in the first one.
+TEST_F(Gate, A14_planted_sibling_in_another_package_directory_is_removed) {
+    // conda links a folder of ANY package directory whose info/ matches the
+    // record: a planted sibling with matching info/ in a second one must go
+    // before the verified folder is placed.
     const stdfs::path other = t_ / "other-pkgs";
     write_file(other / "urls.txt", "");
-    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    write_file(other / "planted" / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    write_file(other / "beta-1.0-0" / "info" / "index.json", R"({"name":"beta","version":"1.0","build":"0"})");
     options_.pkgs_dirs = {pkgs(), other};
-    expect_refused(alpha_, Verdict::Error, "also claims");
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(stdfs::symlink_status(other / "planted")));
+    EXPECT_TRUE(stdfs::exists(other / "beta-1.0-0" / "info" / "index.json")) << "another package's folder stays";
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+    ASSERT_EQ(rep.cleaned.size(), 1u);
+    EXPECT_EQ(rep.cleaned.at(0), std::vector<std::string>{(other / "planted").string()});
+    // Nothing of the gate's at the second directory's top level but its own folder.
+    EXPECT_EQ(top_level(other), (std::set<std::string>{".condaguard", "beta-1.0-0", "urls.txt"}));
+    EXPECT_TRUE(stdfs::is_empty(other / ".condaguard" / "staging"));
 }
 
-TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_seen) {
-    // conda follows a package directory given as a symbolic link; so must the search.
+TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_removed) {
+    // conda follows a package directory given as a symbolic link; so do the search and the clean-up.
     const stdfs::path other = t_ / "other-pkgs";
     write_file(other / "urls.txt", "");
-    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
     stdfs::create_symlink(other, t_ / "linked-pkgs");
     options_.pkgs_dirs = {pkgs(), t_ / "linked-pkgs"};
-    expect_refused(alpha_, Verdict::Error, "also claims");
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(other / "planted"));
+    EXPECT_EQ(rep.cleaned.at(0).size(), 1u);
+}
+
+TEST_F(Gate, A14_leftover_tmp_claimants_in_the_target_and_a_second_directory_are_removed) {
+    // Leftover temporary folders (seen linked by conda: PKGS/.tmp-x/), in the
+    // package directory written to and in another one.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(other / "urls.txt", "");
+    write_file(pkgs() / "urls.txt", "");
+    for (const auto& d : {pkgs(), other}) {
+        write_file(d / ".tmp-x" / "info" / "index.json", alpha_index);
+        write_file(d / ".tmp-x" / "info" / "repodata_record.json", "{not json");
+    }
+    options_.pkgs_dirs = {pkgs(), other};
+    const GateReport rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    ASSERT_EQ(to_string(rep.packages.at(1).verdict), "VALID") << rep.packages.at(1).reason;
+    EXPECT_FALSE(stdfs::exists(pkgs() / ".tmp-x"));
+    EXPECT_FALSE(stdfs::exists(other / ".tmp-x"));
+    // The unreadable record makes each folder claim beta as well: whichever
+    // package came first removed it, and each is listed once.
+    std::vector<std::string> all;
+    for (const auto& c : rep.cleaned) all.insert(all.end(), c.begin(), c.end());
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(all, (std::vector<std::string>{(other / ".tmp-x").string(), (pkgs() / ".tmp-x").string()}));
+    EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
+    EXPECT_TRUE(stdfs::exists(pkgs() / "beta-1.0-0" / "info" / "index.json"));
+}
+
+TEST_F(Gate, A14_one_package_directory_named_twice_is_cleaned_once) {
+    // The package directory written to, named again through a link: its
+    // placed folder is not a claimant, and its lock is not waited for twice.
+    stdfs::create_directories(pkgs());
+    stdfs::create_symlink(pkgs(), t_ / "same-pkgs");
+    options_.pkgs_dirs = {pkgs(), t_ / "same-pkgs", pkgs()};
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_TRUE(rep.cleaned.at(0).empty());
+}
+
+TEST_F(Gate, A14_symlinked_claimant_is_not_followed) {
+    // conda skips links in a package directory, so a link to a claiming
+    // folder is no claimant: it is left as it is, and what it points to is
+    // never touched. The real claimant beside it is removed.
+    const stdfs::path other = t_ / "other-pkgs";
+    const stdfs::path outside = t_ / "outside";
+    write_file(outside / "info" / "index.json", alpha_index);
+    write_file(outside / "bin" / "tool", "kept\n");
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    stdfs::create_symlink(outside, other / "linked");
+    stdfs::create_directories(pkgs());
+    stdfs::create_symlink(outside, pkgs() / "linked-here");
+    options_.pkgs_dirs = {pkgs(), other};
+    const auto before = snapshot(outside);
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(other / "planted"));
+    EXPECT_TRUE(stdfs::is_symlink(other / "linked"));
+    EXPECT_TRUE(stdfs::is_symlink(pkgs() / "linked-here"));
+    EXPECT_EQ(snapshot(outside), before);
+    EXPECT_EQ(rep.cleaned.at(0), std::vector<std::string>{(other / "planted").string()});
+}
+
+// A claimant in a directory that cannot be written refuses the package, and
+// every directory stays exactly as it was: nothing placed, nothing moved.
+// `own_folder`: the read-only directory already has a .condaguard the gate
+// can lock (so the refusal comes from the move itself, after claimants in
+// the other directories were moved, and they must be put back).
+void Gate::expect_read_only_claimant_refused(bool own_folder, const std::string& fragment) {
+    if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory modes";
+    const stdfs::path other = t_ / "other-pkgs";
+    const stdfs::path ro = t_ / "ro-pkgs";
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-x" / "info" / "index.json", alpha_index);
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    write_file(ro / "urls.txt", "");
+    write_file(ro / "planted-ro" / "info" / "index.json", alpha_index);
+    if (own_folder) {
+        stdfs::create_directory(ro / ".condaguard");
+        stdfs::permissions(ro / ".condaguard", stdfs::perms::owner_all);
+    }
+    stdfs::permissions(ro, stdfs::perms(0555));
+    struct Restore {
+        stdfs::path p;
+        ~Restore() { stdfs::permissions(p, stdfs::perms(0755)); }
+    } restore{ro};
+    options_.pkgs_dirs = {pkgs(), other, ro};
+    auto outside_guard = [](std::map<std::string, std::string> m) {
+        std::erase_if(m, [](const auto& kv) { return kv.first.starts_with(".condaguard"); });
+        return m;
+    };
+    const auto before = std::array{outside_guard(snapshot(pkgs())), outside_guard(snapshot(other)),
+                                   outside_guard(snapshot(ro))};
+    const GateReport rep = gate({url(alpha_)});
+    const Result& r = rep.packages.at(0);
+    EXPECT_EQ(to_string(r.verdict), "ERROR") << r.reason;
+    EXPECT_NE(r.reason.find("'planted-ro' in package directory " + ro.string()), std::string::npos) << r.reason;
+    EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
+    EXPECT_EQ(outside_guard(snapshot(pkgs())), before[0]);
+    EXPECT_EQ(outside_guard(snapshot(other)), before[1]);
+    EXPECT_EQ(outside_guard(snapshot(ro)), before[2]);
+    EXPECT_TRUE(rep.cleaned.at(0).empty());
+    EXPECT_FALSE(rep.folders.at(0));
+    for (const auto& d : {pkgs(), other})
+        EXPECT_TRUE(!stdfs::exists(d / ".condaguard" / "staging") || stdfs::is_empty(d / ".condaguard" / "staging"));
+}
+
+TEST_F(Gate, A14_claimant_in_a_read_only_directory_refuses_before_anything_moves) {
+    expect_read_only_claimant_refused(false, "cannot be locked");
+}
+
+TEST_F(Gate, A14_claimant_that_cannot_be_moved_puts_back_those_already_moved) {
+    expect_read_only_claimant_refused(true, "cannot be moved out of it");
 }
 
 TEST_F(Gate, A14_cached_copy_rewritten_after_hashing_is_not_extracted) {

@@ -23,10 +23,17 @@
 //  5. The same open file is extracted (package/extract.hpp) into a staging
 //     folder inside the package directory; its info/index.json must name the
 //     record's package; the policy's link_scripts rule holds.
-//  6. Only then are tarball, .sig and folder (with info/repodata_record.json)
-//     renamed into place and the URL appended to urls.txt. Other folders
-//     that claim the same package are removed from that package directory;
-//     one in another package directory refuses the package before placing.
+//  6. Every other top-level folder that claims the package (its info/ names
+//     it, or cannot be read as naming another: a planted sibling, a
+//     leftover), in EVERY package directory of pkgs_dirs, is moved out of
+//     the top level into that directory's PKGS/.condaguard/staging/ (under
+//     that directory's lock) and deleted without following a link; all of
+//     them or none. Only then are tarball, .sig and folder (with
+//     info/repodata_record.json) renamed into place and the URL appended to
+//     urls.txt; the package directories are searched once more afterwards.
+//     A claimant that cannot be moved (its directory read-only, not ours,
+//     locked by another run past the wait; or .condaguard itself) refuses
+//     the package (ERROR) with nothing placed and nothing moved.
 //
 // A dry run (GateOptions::dry_run) stops after step 2: the indexes are
 // fetched and verified and each record is judged, but no package or .sig is
@@ -103,12 +110,19 @@ struct GateReport {
     // Per package, in request order: the folder placed or proven when VALID
     // (never in a dry run), else none.
     std::vector<std::optional<std::string>> folders;
+    // Per package, in request order: the folders (full paths, in any package
+    // directory) that claimed it and were moved out of the top level and
+    // deleted; empty when none (and in a dry run). The folder at the placed
+    // name itself, which placing replaces, is not listed.
+    std::vector<std::vector<std::string>> cleaned;
 };
 
 // Runs the gate for `packages` under `env` (clock, keys, state). Never
 // throws for a package's fault: each becomes its Result. Throws for what
-// stops the whole run (a package directory that cannot be opened or locked;
-// no package directory, unless a dry run).
+// stops the whole run (the first package directory that cannot be opened or
+// locked; no package directory, unless a dry run). The other package
+// directories are locked only when one holds a claimant to move, and then
+// until the run ends; one that cannot be is the package's ERROR.
 GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& options, const Environment& env,
                     const std::function<void(const GateProgress&)>& progress = {});
 
