@@ -113,7 +113,8 @@ struct IndexSigner {
 struct GatePackage {
     std::string fn;
     Result result;                      // path: the package URL without credentials
-    std::optional<std::string> folder;  // the folder placed or proven, when VALID and not a dry run
+    std::optional<std::string> folder;  // the folder placed or proven, when VALID or UNVERIFIED and not a dry run
+    std::optional<std::string> unverified_by;  // UNVERIFIED: the policy rule allowing its channel unsigned
 };
 
 struct GateAnswer {
@@ -153,7 +154,9 @@ public:
     int index(const std::vector<SubdirReport>& subdirs, const std::optional<IndexSigner>& signer) const;
 
     // fetch: the indexes' findings, then one line per package, then a
-    // summary line. (report_gate.cpp)
+    // summary line. Exit status and "status" as exit_status's, except that
+    // UNVERIFIED (only the gate's, by policy) counts as passing here and in
+    // gate_answer. (report_gate.cpp)
     int gate(const GateReport& report) const;
 
     // gate: always one JSON document on stdout, whatever --json says
@@ -161,7 +164,9 @@ public:
     //   {"version": 1, "command": "gate", "status": ok|fail|error, "dry_run",
     //    "indexes": [RESULT...],
     //    "packages": [{"fn", "url", "verdict", "reason", "key", "fingerprint", "placed"}...]}
-    // where RESULT is to_json's and "placed" is the folder or null.
+    // where RESULT is to_json's and "placed" is the folder or null; an
+    // UNVERIFIED package also has "unsigned_channel": the policy rule (its
+    // match) that allows its channel unsigned.
     int gate_answer(const GateAnswer& answer) const;
     // gate, stopped before any verdict (bad request, unusable package
     // directory): "PROG: error: MESSAGE" on stderr and
