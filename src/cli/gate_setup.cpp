@@ -122,6 +122,8 @@ GateOptions gate_options(const GateSetup& s, const Reporter& out) {
             }
             if (rule->channel_id) t.channel_id = rule->channel_id->value;
             t.index_required = rule->index.value == IndexRule::Required;
+            if (rule->signatures.value == SignatureRule::None)
+                t.unsigned_by_policy = ChannelTrust::Unsigned{.rule = rule->match, .source = rule->signatures.source};
         }
         return t;
     };

@@ -224,6 +224,7 @@ int serve(const GateArgs& a, const Reporter& out) {
         answer.packages[i].result = report.packages.at(*gated[i]);
         answer.packages[i].folder = report.folders.at(*gated[i]);
         answer.packages[i].cleaned = report.cleaned.at(*gated[i]);
+        answer.packages[i].unverified_by = report.unverified_by.at(*gated[i]);
     }
     return out.gate_answer(answer);
 }

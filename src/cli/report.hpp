@@ -113,7 +113,8 @@ struct IndexSigner {
 struct GatePackage {
     std::string fn;
     Result result;                      // path: the package URL without credentials
-    std::optional<std::string> folder;  // the folder placed or proven, when VALID and not a dry run
+    std::optional<std::string> folder;  // the folder placed or proven, when VALID or UNVERIFIED and not a dry run
+    std::optional<std::string> unverified_by;  // UNVERIFIED: the policy rule allowing its channel unsigned
     std::vector<std::string> cleaned;   // claimants moved out of a package directory (GateReport::cleaned)
 };
 
@@ -155,7 +156,9 @@ public:
 
     // fetch: the indexes' findings, then one line per package, one line
     // "cleaned PATH (claimed NAME-VERSION-BUILD)" per folder removed, then a
-    // summary line; with --json each package also has "cleaned".
+    // summary line; with --json each package also has "cleaned". Exit
+    // status and "status" as exit_status's, except that UNVERIFIED (only the
+    // gate's, by policy) counts as passing here and in gate_answer.
     // (report_gate.cpp)
     int gate(const GateReport& report) const;
 
@@ -167,6 +170,8 @@ public:
     // where RESULT is to_json's, "placed" is the folder or null, and
     // "cleaned" the list (maybe empty) of folders that claimed the package
     // and were removed from a package directory.
+    // An UNVERIFIED package also has "unsigned_channel": the policy rule
+    // (its match) that allows its channel unsigned.
     int gate_answer(const GateAnswer& answer) const;
     // gate, stopped before any verdict (bad request, unusable package
     // directory): "PROG: error: MESSAGE" on stderr and

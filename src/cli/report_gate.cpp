@@ -12,10 +12,22 @@
 
 namespace condaguard::cli {
 
+namespace {
+
+// As exit_status, but UNVERIFIED passes: only the gate gives it, and only to
+// what its policy allows unsigned (every other command counts it a failure).
+int gate_exit_status(const std::vector<Result>& results) {
+    int code = 0;
+    for (const auto& r : results) code = std::max(code, r.verdict == Verdict::Unverified ? 0 : exit_code(r.verdict));
+    return code;
+}
+
+}  // namespace
+
 int Reporter::gate(const GateReport& report) const {
     std::vector<Result> all = report.indexes;
     all.insert(all.end(), report.packages.begin(), report.packages.end());
-    const int status = exit_status(all);
+    const int status = gate_exit_status(all);
     if (json) {
         nlohmann::json indexes = nlohmann::json::array();
         nlohmann::json packages = nlohmann::json::array();
@@ -42,10 +54,16 @@ int Reporter::gate(const GateReport& report) const {
         for (const auto& folder : report.cleaned.at(i))
             fmt::print("cleaned {} (claimed {})\n", escape_text(folder), escape_text(name ? name->stem() : url));
     }
-    const auto refused = static_cast<std::size_t>(std::count_if(
-        report.packages.begin(), report.packages.end(), [](const Result& r) { return r.verdict != Verdict::Valid; }));
-    fmt::print("{} of {} package{} verified and placed{}\n", report.packages.size() - refused, report.packages.size(),
+    auto count = [&](auto pred) {
+        return static_cast<std::size_t>(std::count_if(report.packages.begin(), report.packages.end(), pred));
+    };
+    const std::size_t valid = count([](const Result& r) { return r.verdict == Verdict::Valid; });
+    const std::size_t unverified = count([](const Result& r) { return r.verdict == Verdict::Unverified; });
+    const std::size_t refused = report.packages.size() - valid - unverified;
+    fmt::print("{} of {} package{} verified and placed{}{}\n", valid, report.packages.size(),
                report.packages.size() == 1 ? "" : "s",
+               unverified ? fmt::format("; {} UNVERIFIED placed, as the policy allows unsigned", unverified)
+                          : std::string(),
                refused ? fmt::format("; {} refused, nothing of {} was placed", refused, refused == 1 ? "it" : "them")
                        : std::string());
     return status;
@@ -54,7 +72,7 @@ int Reporter::gate(const GateReport& report) const {
 int Reporter::gate_answer(const GateAnswer& answer) const {
     std::vector<Result> all = answer.indexes;
     for (const auto& p : answer.packages) all.push_back(p.result);
-    const int status = exit_status(all);
+    const int status = gate_exit_status(all);
     nlohmann::json indexes = nlohmann::json::array();
     nlohmann::json packages = nlohmann::json::array();
     for (const auto& r : answer.indexes) indexes.push_back(to_json(r));
@@ -65,6 +83,7 @@ int Reporter::gate_answer(const GateAnswer& answer) const {
         j["fn"] = p.fn;
         j["placed"] = p.folder ? nlohmann::json(*p.folder) : nlohmann::json(nullptr);
         j["cleaned"] = p.cleaned;
+        if (p.unverified_by) j["unsigned_channel"] = *p.unverified_by;
         packages.push_back(std::move(j));
     }
     print_envelope("gate", status,

@@ -295,10 +295,10 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
         copy_all(req.archive_fd, out.get(), static_cast<std::uint64_t>(st.st_size), "copy archive");
     }
     step(PlaceStep::ArchiveStaged);
-    {
+    if (req.sig_bytes) {
         const fs::Fd out = fs::open_at_raw(dir, "sig", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
         if (!out) throw_errno("staging sig");
-        fs::write_all(out.get(), req.sig_bytes, "staging sig");
+        fs::write_all(out.get(), *req.sig_bytes, "staging sig");
     }
     step(PlaceStep::SigStaged);
     {
@@ -336,9 +336,14 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
         rename_at(dir, from, pkgs, to, 0, to);
         fsync_dir(pkgs, path_.string());
     };
+    if (!req.sig_bytes && fs::kind_at(pkgs, sig_name) != fs::FileKind::Missing) {
+        // No signature goes with this archive: an old one must not stay beside it.
+        rename_at(pkgs, sig_name, dir, "old-sig", RENAME_NOREPLACE, sig_name);
+        fsync_dir(pkgs, path_.string());
+    }
     put("archive", req.fn, "old-archive");
     step(PlaceStep::ArchivePlaced);
-    put("sig", sig_name, "old-sig");
+    if (req.sig_bytes) put("sig", sig_name, "old-sig");
     step(PlaceStep::SigPlaced);
 
     // 4. The folder, last.

@@ -690,6 +690,125 @@ TEST_F(Gate, FoldersFollowTheRequestOrder) {
     EXPECT_EQ(rep.folders[1], (pkgs() / "beta-1.0-0").string());
 }
 
+// ---- a channel the policy allows unsigned (signatures: none) --------------
+
+class GateUnsigned : public Gate {
+protected:
+    void SetUp() override {
+        Gate::SetUp();
+        // conda-forge today: no signature anywhere.
+        for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+            if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    }
+    void allow_unsigned() { trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = rule_source}; }
+    const std::string rule_source = "/etc/conda/guard.yaml:7:17";
+};
+
+TEST_F(GateUnsigned, A1_signatures_none_package_is_UNVERIFIED_and_placed_like_a_signed_one) {
+    allow_unsigned();
+    const auto rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "UNVERIFIED") << rep.indexes.at(0).reason;
+    EXPECT_NE(rep.indexes.at(0).reason.find(rule_source), std::string::npos) << rep.indexes.at(0).reason;
+    for (std::size_t i = 0; i < 2; ++i) {
+        const Result& r = rep.packages[i];
+        EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+        EXPECT_NE(r.reason.find("not authenticated"), std::string::npos) << r.reason;
+        EXPECT_NE(r.reason.find(rule_source), std::string::npos) << r.reason;
+        EXPECT_EQ(rep.unverified_by.at(i), std::optional<std::string>("conda-forge"));
+        EXPECT_TRUE(rep.folders.at(i).has_value());
+    }
+    EXPECT_EQ(rep.placed.size(), 2u);
+    const std::string fn = alpha_.filename().string();
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_FALSE(stdfs::exists(pkgs() / (fn + ".sig")));
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+    const json rec = json::parse(read_file(pkgs() / "alpha-1.0-0" / "info" / "repodata_record.json"));
+    EXPECT_EQ(rec["sha256"], to_hex(sha256_bytes(read_file(alpha_))));
+    EXPECT_NE(read_file(pkgs() / "urls.txt").find(url(alpha_) + "\n"), std::string::npos);
+}
+
+TEST_F(GateUnsigned, A1_no_rule_and_no_signatures_is_MISSING_SIG_as_before) {
+    expect_refused(alpha_, Verdict::MissingSig, ".sig");
+    allow_unsigned();
+    EXPECT_EQ(to_string(one(alpha_).verdict), "UNVERIFIED");
+}
+
+TEST_F(GateUnsigned, A1_signatures_none_fetches_no_signature_at_all) {
+    // Signatures that are there but broken are not even looked at: nothing is authenticated.
+    write_file(ch() / "noarch" / "repodata.json.sig", "chan not-base64!!\n");
+    write_file(alpha_.string() + ".sig", "../../tmp/x garbage extra\n");
+    allow_unsigned();
+    const auto rep = gate({url(alpha_)});
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "UNVERIFIED") << rep.indexes.at(0).reason;
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "UNVERIFIED") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(pkgs() / (alpha_.filename().string() + ".sig")));
+}
+
+TEST_F(GateUnsigned, A8_signatures_none_bytes_not_matching_the_unsigned_record_are_INVALID) {
+    allow_unsigned();
+    std::string bytes = read_file(alpha_);
+    bytes[bytes.size() / 2] ^= 1;
+    write_file(alpha_, bytes);
+    expect_refused(alpha_, Verdict::Invalid, "sha256 of the download does not match the unsigned index record");
+}
+
+TEST_F(GateUnsigned, A7_signatures_none_still_checks_the_archives_identity) {
+    // beta's bytes under alpha's name, with a record that matches them.
+    allow_unsigned();
+    json rd = json::parse(read_file(ch() / "noarch" / "repodata.json"));
+    const stdfs::path fake = ch() / "noarch" / "alpha-1.0-0.tar.bz2";
+    json rec = rd["packages"][beta_.filename().string()];
+    rec["name"] = "alpha";
+    rd["packages"]["alpha-1.0-0.tar.bz2"] = rec;
+    write_file(ch() / "noarch" / "repodata.json", rd.dump());
+    stdfs::copy_file(beta_, fake);
+    expect_refused(fake, Verdict::Invalid, "index.json");
+}
+
+TEST_F(GateUnsigned, A1_seen_signed_then_signatures_none_is_a_refused_downgrade) {
+    // Signed first (the fixture's channel, signatures back), then stripped while the policy says none.
+    sign_index();
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    allow_unsigned();
+    expect_refused(beta_, Verdict::MissingSig, "conda-guard state reset example");
+    const auto rep = gate({url(beta_)});
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "MISSING_SIG");
+    EXPECT_NE(rep.indexes.at(0).reason.find("downgrade"), std::string::npos) << rep.indexes.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0"));
+}
+
+TEST_F(GateUnsigned, A14_signatures_none_cached_copy_rehashed_and_a_stale_sig_removed) {
+    allow_unsigned();
+    ASSERT_EQ(to_string(one(alpha_).verdict), "UNVERIFIED");
+    const std::string fn = alpha_.filename().string();
+    write_file(pkgs() / (fn + ".sig"), "stale\n");
+    std::string bytes = read_file(pkgs() / fn);
+    bytes[bytes.size() / 2] ^= 1;
+    write_file(pkgs() / fn, bytes);  // the cached copy no longer matches: fetched again
+    stdfs::copy(pkgs() / "alpha-1.0-0", pkgs() / "alpha-planted", stdfs::copy_options::recursive);
+    const Result r = one(alpha_);
+    EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_FALSE(stdfs::exists(pkgs() / (fn + ".sig")));
+    EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-planted"));
+    // And a good cached copy is used as it is.
+    EXPECT_EQ(to_string(one(alpha_).verdict), "UNVERIFIED");
+}
+
+TEST_F(GateUnsigned, A1_dry_run_of_signatures_none_is_UNVERIFIED_without_downloading) {
+    allow_unsigned();
+    options_.dry_run = true;
+    const auto rep = gate({url(alpha_)});
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "UNVERIFIED") << rep.packages.at(0).reason;
+    EXPECT_NE(rep.packages.at(0).reason.find("dry run"), std::string::npos) << rep.packages.at(0).reason;
+    EXPECT_EQ(rep.unverified_by.at(0), std::optional<std::string>("conda-forge"));
+    EXPECT_EQ(rep.folders.at(0), std::nullopt);
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
 // ---- over HTTP: Debian's nginx, and the fault-injecting server -------------
 
 class GateHttp : public Gate {
@@ -846,6 +965,18 @@ TEST_F(GateHttp, A26_credentials_never_sent_over_http) {
     EXPECT_EQ(rep.packages.at(0).reason.find("secret"), std::string::npos);
     EXPECT_EQ(rep.packages.at(0).path.find("secret"), std::string::npos);
     for (const auto& req : srv.requests()) EXPECT_FALSE(req.has_header("authorization")) << req.target;
+}
+
+TEST_F(GateHttp, A1_signatures_none_asks_the_server_for_no_sig) {
+    Deadline d(30);
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = "guard.yaml:3:17"};
+    FaultServer srv;
+    serve_channel(srv);
+    const Result r = one_url(srv.url(rel(alpha_)));
+    EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+    for (const auto& req : srv.requests()) EXPECT_FALSE(req.target.ends_with(".sig")) << req.target;
 }
 
 }  // namespace

@@ -62,7 +62,9 @@ struct PlaceRequest {
     // is linked into place; otherwise its bytes are copied (from offset 0,
     // the descriptor's offset untouched).
     int archive_fd = -1;
-    std::string sig_bytes;
+    // FN.sig's bytes; none for a package of a channel unsigned by policy: then
+    // any FN.sig there is moved out before the archive is placed.
+    std::optional<std::string> sig_bytes;
     std::string repodata_record_json;  // written as STEM/info/repodata_record.json
     std::string url;                   // the line for urls.txt (no newline)
     // Called after each step (tests use it to stop a run at every step).
