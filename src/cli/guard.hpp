@@ -39,5 +39,7 @@ void add_policy_command(GuardApp& g);
 void add_fetch_command(GuardApp& g);
 void add_gate_command(GuardApp& g);
 void add_plugin_command(GuardApp& g);
+// install, create, update, remove, env create, env update: conda with the gate (guard_wrap.cpp).
+void add_wrap_commands(GuardApp& g);
 
 }  // namespace condaguard::cli
