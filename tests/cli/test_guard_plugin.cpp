@@ -80,6 +80,7 @@ TEST_F(GuardPlugin, InstallIsLoadedUninstallRemovesIt) {
     EXPECT_EQ(j["bin_dir"]["hint"], "conda config --set plugins.condaguard_bin_dir " +
                                         stdfs::path(conda_guard_exe()).parent_path().string());
     EXPECT_TRUE(stdfs::is_regular_file(package() / "plugin.py"));
+    EXPECT_TRUE(stdfs::is_regular_file(package() / "_bootstrap.py"));  // what the wrapper runs
     EXPECT_FALSE(stdfs::exists(package() / "__pycache__"));
     EXPECT_EQ(read_file(dist_info() / "INSTALLER"), "conda-guard\n");
     EXPECT_EQ(read_file(dist_info() / "entry_points.txt"), "[conda]\nconda-guard = conda_guard_plugin.plugin\n");
