@@ -72,14 +72,15 @@ def main(args):
             if not any(i.plugin is plugin and i.function is getattr(plugin, hook) for i in impls):
                 refuse(f"conda would not call the plugin's {hook}")
         pm.disable_external_plugins = no_plugins
-        import conda.cli.main as conda_main
+        # conda.cli's own `main` (the function) shadows the module of that name.
+        from conda.cli.main import main as conda_main
     except Exception as e:  # any failure to prove the gate refuses
         refuse(f"cannot load the plugin into conda: {type(e).__name__}: {' '.join(str(e).split())}")
 
     os.write(fd, f"registered {NAME} {conda_guard_plugin.__version__}\n".encode())
     os.close(fd)
     sys.argv = [conda_exe, *args]
-    sys.exit(conda_main.main(*args))
+    sys.exit(conda_main(*args))
 
 
 if __name__ == "__main__":

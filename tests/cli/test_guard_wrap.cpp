@@ -102,7 +102,7 @@ const std::map<std::string, std::string> fake_conda_files = {
      "        pm.set_blocked(name)\n"
      "    pm.load_entrypoints('conda')\n"
      "    return pm\n"},
-    {"conda/cli/__init__.py", ""},
+    {"conda/cli/__init__.py", "from .main import main\n"},  // as conda's: the function shadows the module
     // Records before any work; FAKE_CONDA_SUBCOMMAND NAME runs the plugin
     // subcommand NAME with --version (what `conda guard --version` does).
     {"conda/cli/main.py",
