@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     add_plugin_command(g);
     add_wrap_commands(g);
     one_value_per_option(g.app);
+    if (const auto status = run_if_wrapped(argc, argv, g.out)) return *status;
     return run_main(g.app, argc, argv, g.out, [&] {
         for (auto& [sub, run] : g.runners)
             if (sub->parsed()) return run();

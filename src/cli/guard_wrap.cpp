@@ -8,7 +8,8 @@
 // (descriptor 3, CONDAGUARD_BOOTSTRAP_FD) and only then calls conda's main.
 // The exit status is conda's; it is 2, and conda never ran, when conda
 // cannot be found or run that way, when ARGS ask for no plugins, and when
-// the child ends without that line.
+// the child ends without that line. ARGS never go through CLI11: see
+// run_if_wrapped in guard.hpp.
 #include "guard.hpp"
 #include "plugin_setup.hpp"
 
@@ -16,6 +17,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <span>
 #include <string_view>
 
 #ifndef CONDAGUARD_PLUGIN_SOURCE_DIR
@@ -31,6 +36,14 @@ constexpr std::string_view no_plugins_option = "--no-plugins";
 // shortest that names only --no-plugins among conda's options.
 constexpr std::size_t no_plugins_shortest_prefix = 7;
 constexpr std::string_view registered_line = "registered conda-guard ";
+
+// conda's name for a setting's environment variable: CONDA_PLUGINS_ + NAME in capitals.
+std::string upper(std::string_view name) {
+    std::string out(name);
+    for (char& c : out)
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    return out;
+}
 
 // Whether conda's argparse would read `arg` as --no-plugins.
 bool asks_for_no_plugins(std::string_view arg) {
@@ -74,7 +87,7 @@ int run_conda(const std::vector<std::string>& command, const std::vector<std::st
         fmt::format("CONDAGUARD_BOOTSTRAP_FD={}", process::kMessageFd),
         "CONDA_EXE=" + conda.string(),
         // The plugin runs this very conda-guard (conda's own setting).
-        fmt::format("CONDA_PLUGINS_{}={}", "CONDAGUARD_BIN_DIR", here.string()),
+        fmt::format("CONDA_PLUGINS_{}={}", upper(plugin_bin_dir_setting), here.string()),
         // The environment beats a condarc's no_plugins: true.
         "CONDA_NO_PLUGINS=false",
     };
@@ -100,27 +113,38 @@ int run_conda(const std::vector<std::string>& command, const std::vector<std::st
     return o.shell_status();
 }
 
-// A subcommand that hands every argument after it to conda untouched:
-// `--help` included (conda's help, not ours), options, `--` and all.
-CLI::App* add_passthrough(GuardApp& g, CLI::App& parent, const std::string& name, std::vector<std::string> command,
-                          const std::string& help) {
-    CLI::App* sub = parent.add_subcommand(name, help);
-    sub->prefix_command();
-    sub->set_help_flag();
-    g.runners[sub] = [sub, command = std::move(command)] { return run_conda(command, sub->remaining()); };
-    return sub;
+constexpr std::array<const char*, 4> top_commands{"install", "create", "update", "remove"};
+constexpr std::array<const char*, 2> env_commands{"create", "update"};
+
+bool one_of(std::string_view word, std::span<const char* const> names) {
+    return std::any_of(names.begin(), names.end(), [&](const char* n) { return word == n; });
 }
 
 }  // namespace
 
 void add_wrap_commands(GuardApp& g) {
     const std::string run = "Run `conda {}` (ARGS untouched, --help is conda's) with the gate proven loaded first";
-    for (const char* c : {"install", "create", "update", "remove"})
-        add_passthrough(g, g.app, c, {c}, fmt::format(fmt::runtime(run), c));
+    for (const char* c : top_commands) g.app.add_subcommand(c, fmt::format(fmt::runtime(run), c));
     CLI::App* env = g.app.add_subcommand("env", "Run `conda env create|update` with the gate proven loaded first");
     env->require_subcommand(1);
-    for (const char* c : {"create", "update"})
-        add_passthrough(g, *env, c, {"env", c}, fmt::format(fmt::runtime(run), std::string("env ") + c));
+    for (const char* c : env_commands) env->add_subcommand(c, fmt::format(fmt::runtime(run), std::string("env ") + c));
+}
+
+std::optional<int> run_if_wrapped(int argc, char** argv, const Reporter& out) {
+    const std::vector<std::string> words(argv + std::min(argc, 1), argv + argc);
+    std::size_t taken = 0;
+    if (!words.empty() && one_of(words[0], top_commands)) taken = 1;
+    else if (words.size() >= 2 && words[0] == "env" && one_of(words[1], env_commands)) taken = 2;
+    if (taken == 0) return std::nullopt;
+    const std::vector<std::string> command(words.begin(), words.begin() + static_cast<std::ptrdiff_t>(taken));
+    const std::vector<std::string> args(words.begin() + static_cast<std::ptrdiff_t>(taken), words.end());
+    try {
+        return run_conda(command, args);
+    } catch (const CommandError& e) {
+        return out.error(e.status(), e.what());
+    } catch (const std::exception& e) {
+        return out.error(2, e.what());
+    }
 }
 
 }  // namespace condaguard::cli

@@ -213,6 +213,13 @@ TEST_F(GuardWrap, ArgumentsReachCondaUntouched) {
         {"env", "create", "-f", "x.yml"},
         {"env", "update", "--help"},
         {"install"},
+        {"install", "--", "x"},
+        {"install", "-h"},
+        {"install", "--version"},
+        {"install", "update"},   // a word naming another conda-guard subcommand is conda's too
+        {"create", "plugin", "install"},
+        {"env", "create", "env", "update"},
+        {"remove", "-ny", "--json=1", "x"},
     };
     for (const auto& args : cases) {
         stdfs::remove(record_file());
@@ -223,10 +230,19 @@ TEST_F(GuardWrap, ArgumentsReachCondaUntouched) {
     }
 }
 
-TEST_F(GuardWrap, EnvAloneIsAUsageError) {
-    const RunResult r = wrap({"env"});
+TEST_F(GuardWrap, EnvAloneIsAUsageErrorAndHelpListsTheWrapper) {
+    RunResult r = wrap({"env"});
     EXPECT_EQ(r.status, 2);
     EXPECT_NE(r.err.find("'conda-guard env' needs a subcommand: create, update"), std::string::npos) << r.err;
+    r = wrap({"env", "list"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_FALSE(conda_ran());
+    r = wrap({"env", "--help"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("Run `conda env create` (ARGS untouched, --help is conda's)"), std::string::npos) << r.out;
+    r = wrap({"--help"});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("Run `conda install` (ARGS untouched, --help is conda's)"), std::string::npos) << r.out;
     EXPECT_FALSE(conda_ran());
 }
 
