@@ -39,5 +39,6 @@ void add_policy_command(GuardApp& g);
 void add_fetch_command(GuardApp& g);
 void add_gate_command(GuardApp& g);
 void add_plugin_command(GuardApp& g);
+void add_audit_command(GuardApp& g);
 
 }  // namespace condaguard::cli

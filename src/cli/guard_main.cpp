@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     add_fetch_command(g);
     add_gate_command(g);
     add_plugin_command(g);
+    add_audit_command(g);
     one_value_per_option(g.app);
     return run_main(g.app, argc, argv, g.out, [&] {
         for (auto& [sub, run] : g.runners)
