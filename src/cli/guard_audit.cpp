@@ -24,10 +24,16 @@ struct AuditArgs {
 
 // -p PREFIX as given; -n NAME as conda finds it: "base" is conda's root
 // prefix, any other name the first ENVS_DIR/NAME of envs_dirs that holds
-// conda-meta.
+// conda-meta; neither: the active environment ($CONDA_PREFIX), as conda's
+// own commands default to it (so `conda guard audit` audits the active one).
 std::filesystem::path target_prefix(const AuditArgs& a, const GateSetup& setup) {
-    if (a.prefix.empty() == a.name.empty()) throw CommandError(2, "give -p PREFIX or -n NAME (one of them)");
+    if (!a.prefix.empty() && !a.name.empty()) throw CommandError(2, "give -p PREFIX or -n NAME, not both");
     if (!a.prefix.empty()) return a.prefix;
+    if (a.name.empty()) {
+        const auto vars = read_variables();
+        if (auto it = vars.find("CONDA_PREFIX"); it != vars.end() && !it->second.empty()) return it->second;
+        throw CommandError(2, "no environment: give -p PREFIX or -n NAME (no conda environment is active)");
+    }
     if (a.name == "base") {
         const std::filesystem::path root = root_prefix(read_variables());
         if (root.empty()) throw CommandError(2, "-n base: conda's root prefix is unknown (set CONDA_ROOT or CONDA_EXE)");
@@ -77,7 +83,7 @@ void add_audit_command(GuardApp& g) {
                           "Audit an installed environment: each record authenticated by its signed archive, every "
                           "file checked, files no package owns listed",
                           [a, &g] { return run_audit(*a, g.out); });
-    sub->add_option("-p,--prefix", a->prefix, "The environment's directory")->type_name("PREFIX");
+    sub->add_option("-p,--prefix", a->prefix, "The environment's directory (default: the active one, $CONDA_PREFIX)")->type_name("PREFIX");
     sub->add_option("-n,--name", a->name, "The environment's name (looked up in conda's envs_dirs; base: the root)")
         ->type_name("NAME");
     sub->add_option("--pkgs-dir", a->pkgs_dirs,

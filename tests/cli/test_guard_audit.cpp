@@ -98,6 +98,12 @@ TEST_F(GuardAudit, name_is_found_in_envs_dirs) {
     EXPECT_NE(missing.err.find("no environment 'nope'"), std::string::npos) << missing.err;
 }
 
+TEST_F(GuardAudit, active_environment_by_default) {
+    const RunResult r = audit({}, {"CONDA_PREFIX=" + env_.prefix().string()});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("demo-1.0-0.json"), std::string::npos);
+}
+
 TEST_F(GuardAudit, usage_errors_exit_2) {
     EXPECT_EQ(audit({}).status, 2);
     EXPECT_EQ(audit({"-p", env_.prefix().string(), "-n", "env"}).status, 2);
