@@ -1,6 +1,8 @@
 #include <condaguard/audit/audit.hpp>
 #include <condaguard/audit/record.hpp>
 #include <condaguard/audit/untracked.hpp>
+#include <condaguard/install/explicit.hpp>
+#include <condaguard/install/gate.hpp>
 #include <condaguard/install/pkgs_dir.hpp>
 #include <condaguard/package/manifest.hpp>
 #include <condaguard/package/name.hpp>
@@ -171,6 +173,7 @@ std::set<std::string> entry_point_names(const std::map<std::string, std::string>
 
 struct Package {
     PackageAudit audit;
+    bool archive_missing = false;  // in no package directory (--online may look it up)
     std::optional<PrefixRecord> record;
     std::optional<PackageManifest> manifest;  // set when the archive verified and the record agrees with it
     std::optional<std::vector<PathEntry>> package_paths;
@@ -227,6 +230,7 @@ public:
                 seen.push_back(fmt::format("{} is {}", (d.path() / rec.fn).string(), fs::describe(e.archive)));
         }
         if (dir == nullptr) {
+            p.archive_missing = true;
             std::vector<std::string> looked;
             for (const auto& d : dirs_) looked.push_back(d.path().string());
             for (const auto& m : missing_dirs_) looked.push_back(m + " (not a directory)");
@@ -604,6 +608,62 @@ void walk(int prefix_fd, const Owned& owned, const AuditOptions& o, AuditReport&
     std::ranges::sort(report.untracked, {}, &FileFinding::path);
 }
 
+// --online: the records whose archive is gone, judged by the gate's dry run.
+void look_up_online(std::vector<Package>& packages, const GateOptions& options, const Environment& env) {
+    std::vector<std::size_t> which;
+    std::vector<PackageUrl> urls;
+    for (std::size_t i = 0; i < packages.size(); ++i) {
+        Package& p = packages[i];
+        if (!p.archive_missing || !p.record) continue;
+        const PrefixRecord& rec = *p.record;
+        Result& r = p.audit.result;
+        if (rec.url.empty() || !rec.sha256) {
+            r.reason += "; --online: the record has no url or no sha256 to look up";
+            continue;
+        }
+        try {
+            urls.push_back(parse_package_url(rec.url + "#" + *rec.sha256, "/"));
+            which.push_back(i);
+        } catch (const ExplicitError& e) {
+            r.reason += fmt::format("; --online: its url is not a package URL: {}", e.what());
+        }
+    }
+    if (urls.empty()) return;
+    GateOptions g = options;
+    g.dry_run = true;
+    g.pkgs_dirs.clear();
+    g.min_age.reset();  // an installed package is judged as it is, however young
+    g.refuse_link_scripts = false;
+    if (!g.trust_for) g.trust_for = [](const std::string&) { return ChannelTrust{}; };  // the defaults
+    const GateReport report = run_gate(urls, g, env, {});
+    for (std::size_t k = 0; k < which.size(); ++k) {
+        Package& p = packages[which[k]];
+        Result& r = p.audit.result;
+        const Result& got = report.packages.at(k);
+        const std::string index = fmt::format("{}/{}", redact_url(urls[k].channel_url), urls[k].subdir);
+        if (got.verdict == Verdict::Valid && got.reason == dry_run_reason) {
+            r.verdict = Verdict::Valid;
+            r.key.reset();
+            r.fingerprint.reset();
+            for (const auto& ir : report.indexes)
+                if (ir.path.starts_with(index)) {
+                    r.key = ir.key;
+                    r.fingerprint = ir.fingerprint;
+                }
+            r.reason = fmt::format("its sha256 is the signed index's ({}{}); the archive is in no package "
+                                   "directory, so its files were checked against the record alone",
+                                   index, r.key ? fmt::format(", key {}", *r.key) : std::string());
+        } else if (got.verdict == Verdict::Valid) {
+            r.reason += fmt::format("; --online: {} is not signed, which authenticates nothing", index);
+        } else {
+            r.verdict = got.verdict;
+            r.key = got.key;
+            r.fingerprint = got.fingerprint;
+            r.reason = fmt::format("--online, the gate on {}: {}", index, got.reason);
+        }
+    }
+}
+
 }  // namespace
 
 AuditReport audit_prefix(const stdfs::path& prefix, const AuditOptions& o, const Environment& env) {
@@ -645,6 +705,8 @@ AuditReport audit_prefix(const stdfs::path& prefix, const AuditOptions& o, const
         p.audit.result.verdict = Verdict::Error;
         guarded(p.audit.result, [&] { auth.authenticate(p); });
     });
+
+    if (o.online) look_up_online(packages, *o.online, env);
 
     // Step 2: every file, grouped by directory so each is opened once.
     std::vector<Expected> expected;

@@ -18,6 +18,7 @@ struct AuditArgs {
     std::string prefix;
     std::string name;
     std::vector<std::string> pkgs_dirs;
+    bool online = false;
     GateSetupOptions setup;
     unsigned jobs = 0;
 };
@@ -62,6 +63,11 @@ int run_audit(const AuditArgs& a, const Reporter& out) {
     } else {
         o.pkgs_dirs = setup.conda.pkgs_dirs.value;
     }
+    if (a.online) {
+        if (setup.conda.offline.value)
+            throw CommandError(2, fmt::format("--online, but conda's offline setting is on ({})", setup.conda.offline.source));
+        o.online = gate;
+    }
     AuditProgressLine line(out);
     o.progress = [&](const AuditProgress& p) { line.show(p); };
     AuditReport report;
@@ -89,6 +95,9 @@ void add_audit_command(GuardApp& g) {
     sub->add_option("--pkgs-dir", a->pkgs_dirs,
                     "Look for the signed archives here (repeatable; default: conda's pkgs_dirs)")
         ->type_name("DIR");
+    sub->add_flag("--online", a->online,
+                  "For a record whose archive is in no package directory, check its sha256 against its channel's "
+                  "signed index, fetched and verified as the install gate does");
     a->setup.add_to(*sub);
     add_jobs_option(*sub, a->jobs);
     add_output_flags(*sub, g.out);

@@ -3,6 +3,7 @@
 #include <condaguard/audit/audit.hpp>
 #include <condaguard/audit/record.hpp>
 #include <condaguard/audit/untracked.hpp>
+#include <condaguard/channel/publish.hpp>
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/json.hpp>
 
@@ -26,7 +27,7 @@ protected:
     AuditReport audit(AuditOptions o = {}) {
         o.pkgs_dirs = {env.pkgs()};
         o.jobs = 2;
-        return audit_prefix(env.prefix(), o, Environment{.keys_dir = env.keys_dir()});
+        return audit_prefix(env.prefix(), o, Environment{.keys_dir = env.keys_dir(), .state_dir = state.path()});
     }
     static PackageAudit package(const AuditReport& r, const std::string& stem) {
         for (const auto& p : r.packages)
@@ -38,6 +39,7 @@ protected:
         for (const auto& f : p.files) out += f.path + " " + std::to_string(f.flags) + " " + f.reason + "\n";
         return out;
     }
+    TempDir state;
     TestEnv env;
     EnvPackage demo = typical_package("demo");
     EnvPackage other = typical_package("other");
@@ -255,6 +257,58 @@ TEST_F(AuditEnv, A24_tampered_archive_is_invalid) {
     d[d.size() / 2] ^= 1;
     write_file(a, d);
     EXPECT_EQ(package(audit(), "demo-1.0-0").result.verdict, Verdict::Invalid);
+}
+
+// --online: a channel with demo's archive, its index signed; the record
+// points there and the archive is gone from the package directory.
+class AuditOnline : public AuditEnv {
+protected:
+    void SetUp() override {
+        AuditEnv::SetUp();
+        stdfs::create_directories(channel.path() / "linux-64");
+        stdfs::copy_file(env.pkgs() / demo.fn(), channel.path() / "linux-64" / demo.fn());
+        index_channel(channel.path(), IndexOptions{.jobs = 1,
+                                                   .signing = IndexSigning{.key_name = KeyName("tester"),
+                                                                           .key = &env.key(),
+                                                                           .channel_id = "demo",
+                                                                           .signed_at = system_now()}});
+        nlohmann::json rec = env.read_record(demo);
+        rec["url"] = "file://" + (channel.path() / "linux-64" / demo.fn()).string();
+        rec["channel"] = "file://" + (channel.path() / "linux-64").string();
+        env.write_record(demo, rec);
+        stdfs::remove(env.pkgs() / demo.fn());
+    }
+    AuditReport online() {
+        AuditOptions o;
+        o.online = GateOptions{.index_cache = state.path() / "index-cache"};
+        return audit(o);
+    }
+    TempDir channel;
+};
+
+TEST_F(AuditOnline, A24_tarball_gone_record_authenticated_by_the_signed_index) {
+    EXPECT_EQ(package(audit(), "demo-1.0-0").result.verdict, Verdict::MissingSig);
+    const PackageAudit p = package(online(), "demo-1.0-0");
+    EXPECT_EQ(p.result.verdict, Verdict::Valid) << p.result.reason;
+    EXPECT_NE(p.result.reason.find("signed index"), std::string::npos) << p.result.reason;
+    EXPECT_FALSE(p.files_authenticated);
+    EXPECT_TRUE(p.files.empty()) << findings(p);
+}
+
+TEST_F(AuditOnline, A24_tarball_gone_record_sha256_not_the_signed_index_is_invalid) {
+    nlohmann::json rec = env.read_record(demo);
+    rec["sha256"] = std::string(64, 'b');
+    env.write_record(demo, rec);
+    const PackageAudit p = package(online(), "demo-1.0-0");
+    EXPECT_EQ(p.result.verdict, Verdict::Invalid) << p.result.reason;
+}
+
+TEST_F(AuditOnline, A1_unsigned_index_authenticates_nothing) {
+    stdfs::remove(channel.path() / "linux-64" / "repodata.json.sig");
+    // An index the policy allows unsigned (never seen signed): still MISSING_SIG.
+    const PackageAudit p = package(online(), "demo-1.0-0");
+    EXPECT_EQ(p.result.verdict, Verdict::MissingSig) << p.result.reason;
+    EXPECT_NE(p.result.reason.find("not signed"), std::string::npos) << p.result.reason;
 }
 
 TEST_F(AuditEnv, A5_key_not_allowed_for_the_channel_is_untrusted) {

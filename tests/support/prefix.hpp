@@ -59,6 +59,8 @@ public:
     const stdfs::path& prefix() const noexcept { return prefix_; }
     const stdfs::path& pkgs() const noexcept { return pkgs_; }
     stdfs::path keys_dir() const { return keys_.keys(); }
+    // The key "tester" that signs the packages (and, in tests, indexes).
+    const PrivateKey& key() const { return *key_; }
     // Builds, signs, extracts and links `p`, and writes its record.
     void install(const EnvPackage& p);
     stdfs::path record_path(const EnvPackage& p) const { return prefix_ / "conda-meta" / (p.stem() + ".json"); }

@@ -43,6 +43,8 @@
 //     Paths are opened from a descriptor of the prefix one segment at a
 //     time with O_NOFOLLOW (open_untrusted_at for files): a link in the
 //     prefix is reported, never followed.
+//     With AuditOptions::online, a record whose archive is gone is looked
+//     up in its channel's signed index instead (see there).
 //  3. The prefix is walked (links not followed, at most max_walk_depth
 //     levels and max_walk_entries entries: beyond, an ERROR) and every file
 //     no record lists is judged by audit/untracked.hpp.
@@ -120,6 +122,17 @@ struct AuditOptions {
     bool untracked = true;
     std::size_t max_walk_depth = default_max_walk_depth;
     std::size_t max_walk_entries = default_max_walk_entries;
+    // --online: a record whose archive is in no package directory is looked
+    // up in its channel's index through the install gate's dry run
+    // (install/gate.hpp: the gate's fetcher, the index verified under these
+    // options' policy and the state in Environment::state_dir, the record's
+    // url with "#" and its sha256 checked against the signed record). Found
+    // and equal: VALID, and the reason says its files were checked against
+    // the record alone (the index does not cover paths_data). From an index
+    // that is not signed: MISSING_SIG still. Any other verdict of the gate
+    // is the package's, with the gate's reason. pkgs_dirs, dry_run, min_age
+    // and refuse_link_scripts of these options are not used.
+    std::optional<GateOptions> online;
     // Called from the hashing threads, serialised, at most every few milliseconds.
     std::function<void(const AuditProgress&)> progress;
 };
