@@ -195,8 +195,9 @@ public:
         : o_(o), store_(env.keys_dir, KeyPolicy{.min_rsa_bits = o.min_rsa_bits}) {
         for (const auto& p : o.pkgs_dirs) {
             try {
-                dirs_.push_back(PackageDir::open(p, CreateIfMissing::No));
-            } catch (const std::system_error&) {
+                // conda follows a link to a package directory; so does the search (as the gate's).
+                dirs_.push_back(PackageDir::open(stdfs::canonical(p), CreateIfMissing::No));
+            } catch (const std::exception&) {
                 missing_dirs_.push_back(p.string());
             }
         }
@@ -377,7 +378,12 @@ void expectations(Package& p, std::size_t index, std::vector<Expected>& out, Own
         owned.insert(x.path);
         out.push_back(std::move(x));
     }
-    const std::set<std::string> entry_points = entry_point_names(m.info_files);
+    // A link.json that does not parse declares nothing: every entry point is then an R finding.
+    std::set<std::string> entry_points;
+    try {
+        entry_points = entry_point_names(m.info_files);
+    } catch (const std::exception&) {
+    }
     for (const auto& [path, e] : in_record) {
         if (from_package.contains(path)) continue;
         Expected x{.package = index, .path = path, .type = e->type, .size = e->size};

@@ -326,6 +326,15 @@ TEST_F(AuditEnv, A21_revoked_key_is_bad_key) {
     EXPECT_EQ(package(audit(o), "demo-1.0-0").result.verdict, Verdict::BadKey);
 }
 
+TEST_F(AuditEnv, package_directory_named_through_a_link_is_searched) {
+    const stdfs::path link = state.path() / "pkgs-link";
+    stdfs::create_directory_symlink(env.pkgs(), link);
+    AuditOptions o;
+    o.pkgs_dirs = {link};
+    const AuditReport r = audit_prefix(env.prefix(), o, Environment{.keys_dir = env.keys_dir(), .state_dir = state.path()});
+    EXPECT_EQ(package(r, "demo-1.0-0").result.verdict, Verdict::Valid) << package(r, "demo-1.0-0").result.reason;
+}
+
 TEST_F(AuditEnv, unreadable_record_is_error) {
     write_file(env.prefix() / "conda-meta" / "broken-1-0.json", "{\"name\": ");
     const AuditReport r = audit();
