@@ -174,7 +174,7 @@ TEST_F(AuditEnv, A23_added_pth_and_sitecustomize_are_reported) {
                                                "lib/python3.12/site-packages/sitecustomize.py"}));
 }
 
-TEST_F(AuditEnv, A24_edited_record_with_file_is_invalid) {
+TEST_F(AuditEnv, A24_edited_record_and_file_caught_by_the_signed_paths_json) {
     // The attacker changes a file and puts its hash into the record, and the
     // record's own sha256 is edited to match nothing signed.
     const auto f = env.prefix() / "share/demo/data.txt";
