@@ -47,5 +47,6 @@ void add_plugin_command(GuardApp& g);
 // another subcommand, for its own). Returns nullopt when argv names none.
 void add_wrap_commands(GuardApp& g);
 std::optional<int> run_if_wrapped(int argc, char** argv, const Reporter& out);
+void add_audit_command(GuardApp& g);
 
 }  // namespace condaguard::cli

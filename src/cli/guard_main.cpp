@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     add_gate_command(g);
     add_plugin_command(g);
     add_wrap_commands(g);
+    add_audit_command(g);
     one_value_per_option(g.app);
     if (const auto status = run_if_wrapped(argc, argv, g.out)) return *status;
     return run_main(g.app, argc, argv, g.out, [&] {

@@ -35,6 +35,8 @@
 #include <vector>
 
 namespace condaguard {
+struct AuditReport;    // audit/audit.hpp
+struct AuditProgress;  // audit/audit.hpp
 struct ChannelReport;  // channel/verify.hpp
 struct GateReport;     // install/gate.hpp
 struct GateProgress;   // install/gate.hpp
@@ -197,6 +199,18 @@ public:
     //    "module_file", "entry_points", "problems"} (report_plugin.cpp)
     int plugin_status(const CondaPython& python, const PluginStatus& status, std::string_view version) const;
 
+    // audit: per package its record's line (PATH  VERDICT  reason), then one
+    // line per file with a finding, rpm -V style ("S5MLR" flags, '.' where a
+    // check passed; "missing"; "untracked"), then a summary line. Exit 0
+    // when every package is VALID and no file has a finding, 2 when any
+    // package is ERROR or the walk stopped, else 1. (report_audit.cpp)
+    //   {"version": 1, "command": "audit", "status", "prefix",
+    //    "packages": [{RESULT..., "fn", "tarball", "files_authenticated",
+    //                  "files_checked", "files": [{"path", "flags", "reason"}...]}...],
+    //    "untracked": [{"path", "flags", "reason"}...], "walk_error",
+    //    "summary": {"packages", "valid", "files_checked", "files_with_findings", "untracked", "bytes_hashed"}}
+    // where "flags" is a list of words: size, digest, mode, link, missing, untracked, record.
+    int audit(const std::filesystem::path& prefix, const AuditReport& report) const;
     // conda-sign --keygen, before the (slow) generation starts: text only.
     void generating_key() const;
     // conda-sign --keygen / --import-key: where the pair went.
@@ -245,6 +259,21 @@ private:
     bool enabled_;
     bool shown_ = false;
     std::chrono::steady_clock::time_point start_;
+};
+
+// The audit's progress: files and bytes hashed, on standard error, only
+// when it is a terminal and the output is not JSON. (report_audit.cpp)
+class AuditProgressLine {
+public:
+    explicit AuditProgressLine(const Reporter& out);
+    ~AuditProgressLine();
+    AuditProgressLine(const AuditProgressLine&) = delete;
+    AuditProgressLine& operator=(const AuditProgressLine&) = delete;
+    void show(const AuditProgress& p);
+
+private:
+    bool enabled_;
+    bool shown_ = false;
 };
 
 // Display width of escape_text(s) (code points, not bytes).
