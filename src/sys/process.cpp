@@ -256,6 +256,19 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
     return out;
 }
 
+// How the child ended, from waitpid's status, into a result with ending,
+// exit_code and signal.
+template <class Result>
+void take_wait_status(int status, Result& result) {
+    if (WIFEXITED(status)) {
+        result.exit_code = WEXITSTATUS(status);
+        result.ending = Ending::Exited;
+    } else if (WIFSIGNALED(status)) {
+        result.signal = WTERMSIG(status);
+        result.ending = Ending::Signaled;
+    }
+}
+
 }  // namespace
 
 Outcome run(const Command& cmd) {
@@ -348,13 +361,7 @@ Outcome run(const Command& cmd) {
         child.reap(0, status, ru);
     }
 
-    if (WIFEXITED(status)) {
-        result.exit_code = WEXITSTATUS(status);
-        result.ending = Ending::Exited;
-    } else if (WIFSIGNALED(status)) {
-        result.signal = WTERMSIG(status);
-        result.ending = Ending::Signaled;
-    }
+    take_wait_status(status, result);
     if (timed_out) result.ending = Ending::TimedOut;
     result.max_rss_kib = ru.ru_maxrss;
     result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
@@ -469,13 +476,7 @@ AttachedOutcome run_attached(const AttachedCommand& cmd) {
     if (!child.reaped()) child.reap(0, status, ru);
     message.read.reset();
 
-    if (WIFEXITED(status)) {
-        result.exit_code = WEXITSTATUS(status);
-        result.ending = Ending::Exited;
-    } else if (WIFSIGNALED(status)) {
-        result.signal = WTERMSIG(status);
-        result.ending = Ending::Signaled;
-    }
+    take_wait_status(status, result);
     return result;
 }
 
