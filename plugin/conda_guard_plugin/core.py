@@ -18,7 +18,8 @@ argv is exactly ``[BIN, "gate"]``; the request is one JSON object on stdin
 and the answer one JSON object on stdout::
 
     {"version": 1, "command": "gate", "status": "ok" | "fail" | "error",
-     "dry_run": bool, "indexes": [{"path", "verdict", "reason", ...}],
+     "dry_run": bool, "indexes": [{"path", "verdict", "reason",
+                                   "key": str | null, ...}],  # key: what signed it
      "packages": [{"fn", "url", "verdict", "reason", "placed": str | null,
                    "cleaned": [str, ...],
                    "unsigned_channel": str}],         # UNVERIFIED only
@@ -37,6 +38,10 @@ reason (and then at least one UNVERIFIED index), every index VALID or
 UNVERIFIED, and (outside a dry run) an absolute "placed" folder for each.
 Everything else refuses. The plugin never decides UNVERIFIED itself; it
 prints a warning for each such package, even under --quiet.
+In a dry run it says, per index, what the gate established: signed (VALID
+with the key that signed it), not signed (VALID without a key: accepted
+unsigned, its records not authenticated) or UNVERIFIED; a package's index is
+the directory of its "url" plus /repodata.json.
 "cleaned" lists, per package, the folders (full paths, in any of
 pkgs_dirs) that claimed it and were removed before it was placed (planted
 siblings, leftovers); it is informational, empty when none.
@@ -49,7 +54,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 PROTOCOL_VERSION = 1
@@ -87,12 +92,76 @@ class Unverified:
 
 
 @dataclass(frozen=True)
+class IndexNote:
+    """One index as the gate answered it: its (redacted) path, verdict, the
+    key that signed it (None: nothing signed it) and the gate's reason."""
+
+    path: str
+    verdict: str
+    key: Optional[str]
+    reason: str
+
+    @property
+    def signed(self) -> bool:
+        """Authenticated by a key: VALID and naming the key that signed it.
+        A VALID index without a key is one the policy accepted unsigned."""
+        return self.verdict == "VALID" and bool(self.key)
+
+    def established(self) -> str:
+        """What the gate established about this index's records, in words
+        that never claim a signature the gate did not check."""
+        if self.signed:
+            return f"index signed by {self.key} and verified: its records are authenticated"
+        if self.verdict == "VALID":
+            return "index not signed: its records are not authenticated"
+        if self.verdict == "UNVERIFIED":
+            return "index not authenticated: the policy allows this channel unsigned"
+        return f"{self.verdict}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class GateAnswer:
     """What a clean gate answer says: the placed folder of every requested
-    file name (None in a dry run), and which of them are UNVERIFIED."""
+    file name (None in a dry run), which of them are UNVERIFIED, every index
+    and, per file name, the path of the index its record came from (None
+    when the answer names no such index)."""
 
     placed: Dict[str, Optional[str]]
     unverified: List[Unverified]
+    indexes: List[IndexNote] = field(default_factory=list)
+    index_of: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    def dry_run_lines(self) -> List[str]:
+        """What a dry run established, one line per index, then a count by
+        what authenticated the records. Nothing was downloaded, so no
+        package's signature or contents were checked: the lines say so."""
+        lines = [f"dry run: {i.path}: {i.established()}" for i in self.indexes]
+        by_path = {i.path: i for i in self.indexes}
+        unverified = {u.fn for u in self.unverified}
+        signed = unsigned = 0
+        for fn in self.placed:
+            if fn in unverified:
+                continue
+            index = by_path.get(self.index_of.get(fn) or "")
+            if index is not None and index.signed:
+                signed += 1
+            else:
+                unsigned += 1
+        parts = []
+        if signed:
+            parts.append(f"{signed} from signed indexes (records authenticated)")
+        if unsigned:
+            parts.append(f"{unsigned} not authenticated (no signed index vouches for "
+                         f"{'it' if unsigned == 1 else 'them'})")
+        if self.unverified:
+            channels = sorted({u.channel for u in self.unverified})
+            parts.append(f"{len(self.unverified)} UNVERIFIED (policy allows unsigned "
+                         f"channel{'s' if len(channels) != 1 else ''} {', '.join(channels)})")
+        n = len(self.placed)
+        lines.append(f"dry run: {n} package record{'s' if n != 1 else ''} found: {'; '.join(parts)}; "
+                     "packages not downloaded, so no package signature or contents were checked "
+                     "(each package's own signature is checked only when installing)")
+        return lines
 
     def warnings(self) -> List[str]:
         """One line per UNVERIFIED package, as the plugin prints them."""
@@ -476,7 +545,16 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> G
             unverified.append(Unverified(fn=fn, channel=one_line(channel), reason=one_line(item["reason"])))
     if unverified and not any(i.get("verdict") == "UNVERIFIED" for i in response["indexes"]):
         raise GateRefused("conda-guard gate answered UNVERIFIED packages without an UNVERIFIED index")
-    return GateAnswer(placed=placed, unverified=unverified)
+    indexes = [IndexNote(path=one_line(i.get("path", "?")), verdict=one_line(i.get("verdict", "?")),
+                         key=one_line(i["key"]) if isinstance(i.get("key"), str) and i["key"] else None,
+                         reason=one_line(i.get("reason", "")))
+               for i in response["indexes"]]
+    index_of: Dict[str, Optional[str]] = {}
+    for item in packages:
+        url = item.get("url")
+        index_of[item["fn"]] = (one_line(url.rsplit("/", 1)[0]) + "/repodata.json"
+                                if isinstance(url, str) and "/" in url else None)
+    return GateAnswer(placed=placed, unverified=unverified, indexes=indexes, index_of=index_of)
 
 
 def run_gate(binary: str, request: Dict[str, Any], *,

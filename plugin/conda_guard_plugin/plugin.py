@@ -147,8 +147,8 @@ def _gate(records: List[Dict[str, Any]], checks_for: Any) -> None:
         for line in answer.warnings():
             _warn(line)
         if dry_run:
-            _say(answer.summary("verified against the signed indexes, keys and policy", noun="package record")
-                 + "; dry run: packages not downloaded, so their contents were not verified")
+            for line in answer.dry_run_lines():
+                _say(line)
             return
         placed = answer.placed
         from conda.core.package_cache_data import PackageCacheData, ProgressiveFetchExtract

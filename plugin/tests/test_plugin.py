@@ -269,6 +269,56 @@ class PostSolves(PluginTest):
         self.assertEqual(len(err.getvalue().strip().splitlines()), 1)
 
 
+class DryRunWording(PluginTest):
+    """A dry run says what the gate established, per index, and never calls
+    signed what no key vouched for (the real run of an unsigned channel
+    without a policy rule refuses: each package's .sig is missing)."""
+
+    INDEX = CHANNEL + "/repodata.json"
+
+    def dry_run(self, precs, **scenario):
+        fakeconda.context.dry_run = True
+        fakeconda.context.quiet = False
+        self.scenario(**scenario)
+        err = io.StringIO()
+        with redirect_stderr(err):
+            self.post_solve(precs)
+        return err.getvalue().strip().splitlines()
+
+    def test_A8_dry_run_on_an_unsigned_index_says_not_authenticated(self) -> None:
+        precs = self.precs(2)
+        lines = self.dry_run(precs, indexes=[{
+            "path": self.INDEX, "verdict": "VALID", "key": None, "fingerprint": None,
+            "reason": "index is not signed (no repodata.json.sig), accepted as the policy allows"}])
+        self.assertEqual(lines, [
+            f"conda-guard: dry run: {self.INDEX}: index not signed: its records are not authenticated",
+            "conda-guard: dry run: 2 package records found: 2 not authenticated (no signed index vouches "
+            "for them); packages not downloaded, so no package signature or contents were checked (each "
+            "package's own signature is checked only when installing)"])
+        self.assertFalse(any("verified against the signed" in line for line in lines))
+
+    def test_A8_dry_run_on_a_signed_index_names_its_key(self) -> None:
+        precs = self.precs(2)
+        lines = self.dry_run(precs, indexes=[{
+            "path": self.INDEX, "verdict": "VALID", "key": "MyKey", "fingerprint": "ab" * 32,
+            "reason": "signed by MyKey"}])
+        self.assertEqual(lines[0], f"conda-guard: dry run: {self.INDEX}: index signed by MyKey and "
+                                   "verified: its records are authenticated")
+        self.assertIn("2 package records found: 2 from signed indexes (records authenticated); packages "
+                      "not downloaded", lines[1])
+
+    def test_A8_dry_run_with_a_signed_and_an_unsigned_index(self) -> None:
+        signed = fakeconda.Record(channel_url=CHANNEL, fn="a-1-0.conda")
+        other = "https://repo.example.org/plain/noarch"
+        unsigned = fakeconda.Record(channel_url=other, fn="b-1-0.conda")
+        lines = self.dry_run([signed, unsigned], indexes=[
+            {"path": self.INDEX, "verdict": "VALID", "key": "MyKey", "reason": "signed by MyKey"},
+            {"path": other + "/repodata.json", "verdict": "VALID", "key": None, "reason": "not signed"}])
+        self.assertEqual(len(lines), 3, lines)
+        self.assertIn(f"{other}/repodata.json: index not signed", lines[1])
+        self.assertIn("1 from signed indexes (records authenticated); 1 not authenticated", lines[2])
+
+
 class UnsignedByPolicy(PluginTest):
     """A channel the policy allows unsigned (signatures: none): its packages
     pass as the gate answered them, UNVERIFIED, and never silently."""
@@ -307,9 +357,11 @@ class UnsignedByPolicy(PluginTest):
         precs = self.precs(2)
         self.scenario(unverified={precs[0].fn: ["conda-forge", "dry run: " + self.REASON]})
         lines = self.run_quietly(precs, quiet=False)
-        self.assertEqual(len(lines), 2)
+        self.assertEqual(len(lines), 3, lines)
         self.assertIn("is UNVERIFIED: dry run", lines[0])
-        self.assertIn("1 UNVERIFIED (policy allows unsigned channel conda-forge)", lines[1])
+        self.assertIn("index not authenticated: the policy allows this channel unsigned", lines[1])
+        self.assertIn("1 UNVERIFIED (policy allows unsigned channel conda-forge)", lines[2])
+        self.assertIn("1 not authenticated", lines[2])  # the stand-in names no index for the other
 
     def test_A19_unverified_without_its_policy_rule_refuses(self) -> None:
         precs = self.precs(2)
