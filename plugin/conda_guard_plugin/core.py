@@ -417,28 +417,120 @@ def explicit_lines_from_arguments(files: Any, packages: Any,
     return lines
 
 
+MAX_ENV_FILE = 1024 * 1024
+RESERVED_ENV_NAMES = ("base", "root")
+
+
+def env_file_of(files: Any) -> Optional[str]:
+    """The one environment file of a create without -n/-p (``--file`` is a
+    list in ``conda create``, a string in 24.11's ``conda env create``), or
+    None when none is given. Several refuse: conda refuses them too."""
+    if isinstance(files, str):
+        return files or None
+    files = [f for f in (files or ()) if isinstance(f, str) and f]
+    if len(files) > 1:
+        raise GateRefused("several --file arguments and no -n/-p: name the environment with -n NAME or "
+                          "-p PREFIX so that conda-guard can check the target before conda touches it")
+    return files[0] if files else None
+
+
+def read_env_file_target(path: str, yaml_load: Optional[Callable[[str], Any]]) -> Tuple[Optional[str],
+                                                                                    Optional[str]]:
+    """The ``name:`` and ``prefix:`` of the environment file ``path``, as
+    conda's own YAML loader ``yaml_load`` reads them (None when absent).
+    At most MAX_ENV_FILE bytes of a regular file, never following a link
+    at its last component and never blocking on a FIFO; anything that
+    cannot be read or parsed refuses."""
+    if yaml_load is None:
+        raise GateRefused(f"cannot read {path}: conda's YAML loader is not available; name the "
+                          "environment with -n NAME or -p PREFIX")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GateRefused(f"cannot read {path}: not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_ENV_FILE:
+            chunk = os.read(fd, MAX_ENV_FILE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_ENV_FILE:
+        raise GateRefused(f"{path}: larger than {MAX_ENV_FILE} bytes")
+    try:
+        doc = yaml_load(b"".join(chunks).decode("utf-8"))
+    except Exception as e:
+        raise GateRefused(f"cannot parse {path}: {type(e).__name__}: {one_line(e)}") from None
+
+    def text(key: str) -> Optional[str]:
+        value = doc.get(key) if isinstance(doc, dict) else None
+        return value if isinstance(value, str) and value.strip() else None
+
+    return text("name"), text("prefix")
+
+
+def env_file_targets(path: str, name: Optional[str], prefix: Optional[str], *, envs_dirs: Sequence[str],
+                     root_prefix: str, expand: Callable[[str], str] = os.path.expanduser) -> List[str]:
+    """Every folder conda could take as the target of ``create -f PATH``
+    without -n/-p: for ``name:``, that name in every envs dir (conda takes
+    the first where it exists, else the first writable one: all of them are
+    checked, to be safe), the root prefix for base/root; for ``prefix:``,
+    that path. A file naming neither refuses."""
+    if name is None and prefix is None:
+        raise GateRefused(f"{path} names the environment neither with name: nor with prefix:; name it with "
+                          "-n NAME or -p PREFIX so that conda-guard can check the target before conda "
+                          "touches it")
+    out: List[str] = []
+    if name is not None:
+        if name in RESERVED_ENV_NAMES:
+            out.append(root_prefix)
+        elif "/" in name or "\0" in name or name in (".", ".."):
+            raise GateRefused(f"{path}: name: {one_line(name)!r} is not an environment name")
+        else:
+            out.extend(os.path.join(str(d), name) for d in envs_dirs)
+    if prefix is not None:
+        out.append(os.path.abspath(expand(prefix)))
+    return out
+
+
 def check_create_target(*, command: str, prefix: Optional[str], named: bool, clone: bool,
-                        dry_run: bool) -> None:
+                        dry_run: bool, file_targets: Optional[Callable[[], Sequence[str]]] = None) -> None:
     """conda create deletes an existing environment before the solve, so no
     later refusal could keep it: create (and env create) over an existing,
-    non-empty folder is refused up front, and so is a create whose target is not
-    known yet (no -n/-p; the name is read from the file after this check)."""
+    non-empty folder is refused up front. Without -n/-p the target comes
+    from the environment file (``file_targets``: every folder it could be,
+    see env_file_targets); with no file either, the target is not known and
+    the create refuses."""
     if command not in ("create", "env_create"):
         return
     if clone:
         raise GateRefused("conda create --clone copies packages without a check: export the "
                           "environment (conda list --explicit --sha256 > FILE) and create from FILE")
-    if not named:
-        if dry_run:
-            return
+    if named:
+        targets: Sequence[str] = [prefix] if prefix else []
+    elif dry_run:
+        return
+    elif file_targets is None:
         raise GateRefused("name the environment with -n NAME or -p PREFIX so that conda-guard can "
                           "check the target before conda touches it")
-    if prefix and os.path.isdir(prefix):
-        with os.scandir(prefix) as it:
-            if any(True for _ in it):
-                raise GateRefused(f"{prefix} exists and is not empty; conda create would delete it "
-                                  "before the packages are verified: remove it first, or use "
-                                  "conda install to change it")
+    else:
+        targets = file_targets()
+    for target in targets:
+        if os.path.isdir(target):
+            with os.scandir(target) as it:
+                if any(True for _ in it):
+                    raise GateRefused(f"{target} exists and is not empty; conda create would delete it "
+                                      "before the packages are verified: remove it first, or use "
+                                      "conda install to change it")
 
 
 # ---------------------------------------------------------------------------

@@ -508,6 +508,90 @@ class PreCommands(PluginTest):
         fakeconda.context.dry_run = True
         self.pre_command("create")
 
+    # -- create -f FILE without -n/-p: the target is read from the file ------
+    def env_file(self, text: str) -> str:
+        path = os.path.join(self.tmp, "environment.yml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def envs_dirs(self):
+        dirs = (os.path.join(self.tmp, "envs1"), os.path.join(self.tmp, "envs2"))
+        fakeconda.context.envs_dirs = dirs
+        return dirs
+
+    def non_empty(self, folder: str) -> str:
+        os.makedirs(os.path.join(folder, "conda-meta"))
+        return folder
+
+    def test_env_create_with_a_named_file_and_no_existing_target_passes(self) -> None:
+        self.envs_dirs()
+        for command, files in (("env_create", self.env_file("name: myenv\nchannels:\n  - x\n")),
+                               ("create", [self.env_file("name: myenv\ndependencies:\n  - zlib\n")])):
+            fakeconda.context._argparse_args.file = files
+            self.pre_command(command)
+        self.assertEqual(self.calls(), [])
+
+    def test_env_create_over_the_files_name_in_any_envs_dir_refused_and_kept(self) -> None:
+        _, second = self.envs_dirs()
+        target = self.non_empty(os.path.join(second, "myenv"))
+        fakeconda.context._argparse_args.file = self.env_file("name: myenv\ndependencies:\n  - zlib\n")
+        msg = self.refused(self.pre_command, "env_create")
+        self.assertIn(f"{target} exists and is not empty", msg)
+        self.assertTrue(os.path.isdir(os.path.join(target, "conda-meta")))
+        fakeconda.context._argparse_args.file = [fakeconda.context._argparse_args.file]
+        self.assertIn(target, self.refused(self.pre_command, "create"))  # conda 26.7's env create
+        self.assertEqual(self.calls(), [])
+
+    def test_env_create_over_the_files_prefix_refused_and_empty_prefix_passes(self) -> None:
+        self.envs_dirs()
+        prefix = os.path.join(self.tmp, "p", "env")
+        os.makedirs(prefix)
+        fakeconda.context._argparse_args.file = self.env_file(f"prefix: {prefix}\n")
+        self.pre_command("env_create")
+        self.non_empty(prefix)
+        self.assertIn(f"{prefix} exists and is not empty", self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_base_name_in_the_file_refused(self) -> None:
+        fakeconda.context.root_prefix = self.non_empty(os.path.join(self.tmp, "root"))
+        fakeconda.context._argparse_args.file = self.env_file("name: base\n")
+        self.assertIn(fakeconda.context.root_prefix, self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_file_naming_neither_or_unreadable_or_unparsable_refused(self) -> None:
+        self.envs_dirs()
+        fakeconda.context._argparse_args.file = self.env_file("dependencies:\n  - zlib\n")
+        self.assertIn("neither with name: nor with prefix:", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = os.path.join(self.tmp, "missing.yml")
+        self.assertIn("cannot read", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = self.env_file("name myenv without a colon\n")
+        self.assertIn("cannot parse", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = self.env_file("name: ../../elsewhere\n")
+        self.assertIn("is not an environment name", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = [self.env_file("name: a\n"), self.env_file("name: b\n")]
+        self.assertIn("several --file", self.refused(self.pre_command, "create"))
+        self.assertEqual(self.calls(), [])
+
+    def test_env_create_file_that_is_a_fifo_refused_without_blocking(self) -> None:
+        fifo = os.path.join(self.tmp, "environment.yml")
+        os.mkfifo(fifo)
+        fakeconda.context._argparse_args.file = fifo
+        self.assertIn("not a regular file", self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_without_condas_yaml_loader_refused(self) -> None:
+        fakeconda.context._argparse_args.file = self.env_file("name: myenv\n")
+        with mock.patch.dict(sys.modules, {"conda.common.serialize.yaml": None,
+                                           "conda.common.serialize": types.ModuleType("conda.common.serialize")}):
+            self.assertIn("YAML loader is not available", self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_with_24_11s_yaml_safe_load(self) -> None:
+        _, second = self.envs_dirs()
+        self.non_empty(os.path.join(second, "myenv"))
+        fakeconda.context._argparse_args.file = self.env_file("name: myenv\n")
+        old = types.ModuleType("conda.common.serialize")
+        old.yaml_safe_load = fakeconda.yaml_loads
+        with mock.patch.dict(sys.modules, {"conda.common.serialize.yaml": None, "conda.common.serialize": old}):
+            self.assertIn("exists and is not empty", self.refused(self.pre_command, "env_create"))
+
     def test_create_clone_refused(self) -> None:
         fakeconda.context._argparse_args.name = "env"
         fakeconda.context._argparse_args.clone = "base"
