@@ -18,7 +18,8 @@ argv is exactly ``[BIN, "gate"]``; the request is one JSON object on stdin
 and the answer one JSON object on stdout::
 
     {"version": 1, "command": "gate", "status": "ok" | "fail" | "error",
-     "dry_run": bool, "indexes": [{"path", "verdict", "reason", ...}],
+     "dry_run": bool, "indexes": [{"path", "verdict", "reason",
+                                   "key": str | null, ...}],  # key: what signed it
      "packages": [{"fn", "url", "verdict", "reason", "placed": str | null,
                    "cleaned": [str, ...],
                    "unsigned_channel": str}],         # UNVERIFIED only
@@ -37,6 +38,10 @@ reason (and then at least one UNVERIFIED index), every index VALID or
 UNVERIFIED, and (outside a dry run) an absolute "placed" folder for each.
 Everything else refuses. The plugin never decides UNVERIFIED itself; it
 prints a warning for each such package, even under --quiet.
+In a dry run it says, per index, what the gate established: signed (VALID
+with the key that signed it), not signed (VALID without a key: accepted
+unsigned, its records not authenticated) or UNVERIFIED; a package's index is
+the directory of its "url" plus /repodata.json.
 "cleaned" lists, per package, the folders (full paths, in any of
 pkgs_dirs) that claimed it and were removed before it was placed (planted
 siblings, leftovers); it is informational, empty when none.
@@ -49,7 +54,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 PROTOCOL_VERSION = 1
@@ -87,12 +92,76 @@ class Unverified:
 
 
 @dataclass(frozen=True)
+class IndexNote:
+    """One index as the gate answered it: its (redacted) path, verdict, the
+    key that signed it (None: nothing signed it) and the gate's reason."""
+
+    path: str
+    verdict: str
+    key: Optional[str]
+    reason: str
+
+    @property
+    def signed(self) -> bool:
+        """Authenticated by a key: VALID and naming the key that signed it.
+        A VALID index without a key is one the policy accepted unsigned."""
+        return self.verdict == "VALID" and bool(self.key)
+
+    def established(self) -> str:
+        """What the gate established about this index's records, in words
+        that never claim a signature the gate did not check."""
+        if self.signed:
+            return f"index signed by {self.key} and verified: its records are authenticated"
+        if self.verdict == "VALID":
+            return "index not signed: its records are not authenticated"
+        if self.verdict == "UNVERIFIED":
+            return "index not authenticated: the policy allows this channel unsigned"
+        return f"{self.verdict}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class GateAnswer:
     """What a clean gate answer says: the placed folder of every requested
-    file name (None in a dry run), and which of them are UNVERIFIED."""
+    file name (None in a dry run), which of them are UNVERIFIED, every index
+    and, per file name, the path of the index its record came from (None
+    when the answer names no such index)."""
 
     placed: Dict[str, Optional[str]]
     unverified: List[Unverified]
+    indexes: List[IndexNote] = field(default_factory=list)
+    index_of: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    def dry_run_lines(self) -> List[str]:
+        """What a dry run established, one line per index, then a count by
+        what authenticated the records. Nothing was downloaded, so no
+        package's signature or contents were checked: the lines say so."""
+        lines = [f"dry run: {i.path}: {i.established()}" for i in self.indexes]
+        by_path = {i.path: i for i in self.indexes}
+        unverified = {u.fn for u in self.unverified}
+        signed = unsigned = 0
+        for fn in self.placed:
+            if fn in unverified:
+                continue
+            index = by_path.get(self.index_of.get(fn) or "")
+            if index is not None and index.signed:
+                signed += 1
+            else:
+                unsigned += 1
+        parts = []
+        if signed:
+            parts.append(f"{signed} from signed indexes (records authenticated)")
+        if unsigned:
+            parts.append(f"{unsigned} not authenticated (no signed index vouches for "
+                         f"{'it' if unsigned == 1 else 'them'})")
+        if self.unverified:
+            channels = sorted({u.channel for u in self.unverified})
+            parts.append(f"{len(self.unverified)} UNVERIFIED (policy allows unsigned "
+                         f"channel{'s' if len(channels) != 1 else ''} {', '.join(channels)})")
+        n = len(self.placed)
+        lines.append(f"dry run: {n} package record{'s' if n != 1 else ''} found: {'; '.join(parts)}; "
+                     "packages not downloaded, so no package signature or contents were checked "
+                     "(each package's own signature is checked only when installing)")
+        return lines
 
     def warnings(self) -> List[str]:
         """One line per UNVERIFIED package, as the plugin prints them."""
@@ -348,28 +417,120 @@ def explicit_lines_from_arguments(files: Any, packages: Any,
     return lines
 
 
+MAX_ENV_FILE = 1024 * 1024
+RESERVED_ENV_NAMES = ("base", "root")
+
+
+def env_file_of(files: Any) -> Optional[str]:
+    """The one environment file of a create without -n/-p (``--file`` is a
+    list in ``conda create``, a string in 24.11's ``conda env create``), or
+    None when none is given. Several refuse: conda refuses them too."""
+    if isinstance(files, str):
+        return files or None
+    files = [f for f in (files or ()) if isinstance(f, str) and f]
+    if len(files) > 1:
+        raise GateRefused("several --file arguments and no -n/-p: name the environment with -n NAME or "
+                          "-p PREFIX so that conda-guard can check the target before conda touches it")
+    return files[0] if files else None
+
+
+def read_env_file_target(path: str, yaml_load: Optional[Callable[[str], Any]]) -> Tuple[Optional[str],
+                                                                                    Optional[str]]:
+    """The ``name:`` and ``prefix:`` of the environment file ``path``, as
+    conda's own YAML loader ``yaml_load`` reads them (None when absent).
+    At most MAX_ENV_FILE bytes of a regular file, never following a link
+    at its last component and never blocking on a FIFO; anything that
+    cannot be read or parsed refuses."""
+    if yaml_load is None:
+        raise GateRefused(f"cannot read {path}: conda's YAML loader is not available; name the "
+                          "environment with -n NAME or -p PREFIX")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GateRefused(f"cannot read {path}: not a regular file")
+        chunks, size = [], 0
+        while size <= MAX_ENV_FILE:
+            chunk = os.read(fd, MAX_ENV_FILE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_ENV_FILE:
+        raise GateRefused(f"{path}: larger than {MAX_ENV_FILE} bytes")
+    try:
+        doc = yaml_load(b"".join(chunks).decode("utf-8"))
+    except Exception as e:
+        raise GateRefused(f"cannot parse {path}: {type(e).__name__}: {one_line(e)}") from None
+
+    def text(key: str) -> Optional[str]:
+        value = doc.get(key) if isinstance(doc, dict) else None
+        return value if isinstance(value, str) and value.strip() else None
+
+    return text("name"), text("prefix")
+
+
+def env_file_targets(path: str, name: Optional[str], prefix: Optional[str], *, envs_dirs: Sequence[str],
+                     root_prefix: str, expand: Callable[[str], str] = os.path.expanduser) -> List[str]:
+    """Every folder conda could take as the target of ``create -f PATH``
+    without -n/-p: for ``name:``, that name in every envs dir (conda takes
+    the first where it exists, else the first writable one: all of them are
+    checked, to be safe), the root prefix for base/root; for ``prefix:``,
+    that path. A file naming neither refuses."""
+    if name is None and prefix is None:
+        raise GateRefused(f"{path} names the environment neither with name: nor with prefix:; name it with "
+                          "-n NAME or -p PREFIX so that conda-guard can check the target before conda "
+                          "touches it")
+    out: List[str] = []
+    if name is not None:
+        if name in RESERVED_ENV_NAMES:
+            out.append(root_prefix)
+        elif "/" in name or "\0" in name or name in (".", ".."):
+            raise GateRefused(f"{path}: name: {one_line(name)!r} is not an environment name")
+        else:
+            out.extend(os.path.join(str(d), name) for d in envs_dirs)
+    if prefix is not None:
+        out.append(os.path.abspath(expand(prefix)))
+    return out
+
+
 def check_create_target(*, command: str, prefix: Optional[str], named: bool, clone: bool,
-                        dry_run: bool) -> None:
+                        dry_run: bool, file_targets: Optional[Callable[[], Sequence[str]]] = None) -> None:
     """conda create deletes an existing environment before the solve, so no
     later refusal could keep it: create (and env create) over an existing,
-    non-empty folder is refused up front, and so is a create whose target is not
-    known yet (no -n/-p; the name is read from the file after this check)."""
+    non-empty folder is refused up front. Without -n/-p the target comes
+    from the environment file (``file_targets``: every folder it could be,
+    see env_file_targets); with no file either, the target is not known and
+    the create refuses."""
     if command not in ("create", "env_create"):
         return
     if clone:
         raise GateRefused("conda create --clone copies packages without a check: export the "
                           "environment (conda list --explicit --sha256 > FILE) and create from FILE")
-    if not named:
-        if dry_run:
-            return
+    if named:
+        targets: Sequence[str] = [prefix] if prefix else []
+    elif dry_run:
+        return
+    elif file_targets is None:
         raise GateRefused("name the environment with -n NAME or -p PREFIX so that conda-guard can "
                           "check the target before conda touches it")
-    if prefix and os.path.isdir(prefix):
-        with os.scandir(prefix) as it:
-            if any(True for _ in it):
-                raise GateRefused(f"{prefix} exists and is not empty; conda create would delete it "
-                                  "before the packages are verified: remove it first, or use "
-                                  "conda install to change it")
+    else:
+        targets = file_targets()
+    for target in targets:
+        if os.path.isdir(target):
+            with os.scandir(target) as it:
+                if any(True for _ in it):
+                    raise GateRefused(f"{target} exists and is not empty; conda create would delete it "
+                                      "before the packages are verified: remove it first, or use "
+                                      "conda install to change it")
 
 
 # ---------------------------------------------------------------------------
@@ -476,7 +637,16 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> G
             unverified.append(Unverified(fn=fn, channel=one_line(channel), reason=one_line(item["reason"])))
     if unverified and not any(i.get("verdict") == "UNVERIFIED" for i in response["indexes"]):
         raise GateRefused("conda-guard gate answered UNVERIFIED packages without an UNVERIFIED index")
-    return GateAnswer(placed=placed, unverified=unverified)
+    indexes = [IndexNote(path=one_line(i.get("path", "?")), verdict=one_line(i.get("verdict", "?")),
+                         key=one_line(i["key"]) if isinstance(i.get("key"), str) and i["key"] else None,
+                         reason=one_line(i.get("reason", "")))
+               for i in response["indexes"]]
+    index_of: Dict[str, Optional[str]] = {}
+    for item in packages:
+        url = item.get("url")
+        index_of[item["fn"]] = (one_line(url.rsplit("/", 1)[0]) + "/repodata.json"
+                                if isinstance(url, str) and "/" in url else None)
+    return GateAnswer(placed=placed, unverified=unverified, indexes=indexes, index_of=index_of)
 
 
 def run_gate(binary: str, request: Dict[str, Any], *,

@@ -147,8 +147,8 @@ def _gate(records: List[Dict[str, Any]], checks_for: Any) -> None:
         for line in answer.warnings():
             _warn(line)
         if dry_run:
-            _say(answer.summary("verified against the signed indexes, keys and policy", noun="package record")
-                 + "; dry run: packages not downloaded, so their contents were not verified")
+            for line in answer.dry_run_lines():
+                _say(line)
             return
         placed = answer.placed
         from conda.core.package_cache_data import PackageCacheData, ProgressiveFetchExtract
@@ -199,6 +199,42 @@ def _url_functions() -> core.UrlFunctions:
                              join_url=join_url)
 
 
+def _yaml_loader() -> Any:
+    """conda's own YAML reader: conda.common.serialize.yaml.loads (25.x,
+    26.x), else conda.common.serialize.yaml_safe_load (24.x); None when
+    neither exists (then a file-named target cannot be read: refused)."""
+    import importlib
+
+    try:
+        loads = getattr(importlib.import_module("conda.common.serialize.yaml"), "loads", None)
+        if callable(loads):
+            return loads
+    except ImportError:
+        pass
+    try:
+        loads = getattr(importlib.import_module("conda.common.serialize"), "yaml_safe_load", None)
+    except ImportError:
+        return None
+    return loads if callable(loads) else None
+
+
+def _file_targets(context: Any, files: Any) -> Any:
+    """For a create without -n/-p: the folders conda could take as its target
+    from the one environment file given (read as conda reads it), or None when
+    no file is given."""
+    path = core.env_file_of(files)
+    if path is None:
+        return None
+
+    def targets() -> List[str]:
+        name, prefix = core.read_env_file_target(path, _yaml_loader())
+        urls = _url_functions()
+        return core.env_file_targets(path, name, prefix, envs_dirs=list(context.envs_dirs),
+                                     root_prefix=str(context.root_prefix), expand=urls.expand)
+
+    return targets
+
+
 def _pre_command(command: str) -> None:
     _State.command = command
     if command not in EXPLICIT_COMMANDS:
@@ -209,7 +245,8 @@ def _pre_command(command: str) -> None:
         core.check_create_target(
             command=command, prefix=getattr(context, "target_prefix", None),
             named=bool(getattr(args, "name", None) or getattr(args, "prefix", None)),
-            clone=bool(getattr(args, "clone", None)), dry_run=bool(getattr(context, "dry_run", False)))
+            clone=bool(getattr(args, "clone", None)), dry_run=bool(getattr(context, "dry_run", False)),
+            file_targets=_file_targets(context, getattr(args, "file", None)))
         urls = _url_functions()
         entries = core.explicit_entries(
             core.explicit_lines_from_arguments(getattr(args, "file", None),

@@ -171,12 +171,30 @@ class Context:
         self.dry_run = False
         self.quiet = True
         self.target_prefix = ""
+        self.root_prefix = "/nonexistent/conda-root"
+        self.envs_dirs: tuple = ()
         self._argparse_args = types.SimpleNamespace(file=[], packages=[], name=None, prefix=None,
                                                     clone=None)
         self.plugins = types.SimpleNamespace(condaguard_bin_dir="")
 
 
 context = Context()
+
+
+def yaml_loads(text: str) -> Any:
+    """conda.common.serialize.yaml.loads for the top level of an
+    environment file: ``key: value`` lines (value kept as a string, or None
+    when empty), indented and ``- `` lines skipped; anything else raises."""
+    doc: Dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or line[0] in " \t-":
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip():
+            raise ValueError(f"not a mapping line: {line!r}")
+        value = value.strip()
+        doc[key.strip()] = value.strip("'\"") if value else None
+    return doc
 
 
 def _module(name: str, **attrs: Any) -> types.ModuleType:
@@ -205,6 +223,8 @@ def install() -> None:
     _module("conda.models.match_spec", MatchSpec=MatchSpec)
     _module("conda.common", __path__=[])
     _module("conda.common.configuration", PrimitiveParameter=PrimitiveParameter)
+    _module("conda.common.serialize", __path__=[])
+    _module("conda.common.serialize.yaml", loads=yaml_loads)
 
 
 def reset(pkgs: str) -> None:

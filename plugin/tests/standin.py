@@ -49,7 +49,7 @@ for r in req["records"]:
         stem = r["fn"][:-8] if r["fn"].endswith(".tar.bz2") else r["fn"][:-6]
         placed = os.path.join(req["pkgs_dirs"][0], stem)
         os.makedirs(placed, exist_ok=True)
-    item = {"fn": r["fn"], "url": "redacted", "verdict": verdict, "reason": reason, "placed": placed}
+    item = {"fn": r["fn"], "url": r.get("url", "redacted"), "verdict": verdict, "reason": reason, "placed": placed}
     if r["fn"] in unverified and unverified[r["fn"]][0] is not None:
         item["unsigned_channel"] = unverified[r["fn"]][0]
     packages.append(item)

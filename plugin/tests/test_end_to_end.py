@@ -422,10 +422,32 @@ class EndToEnd(unittest.TestCase):
         r = self.conda("install", "-n", "x", "--dry-run", "--json", "hello")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertTrue(json.loads(r.stdout)["dry_run"])
-        self.assertIn("dry run: packages not downloaded", r.stderr)
+        self.assertIn("packages not downloaded", r.stderr)
+        self.assertIn(f"conda-guard: dry run: {self.channel}/noarch/repodata.json: index signed by chan and "
+                      "verified: its records are authenticated", r.stderr)
+        self.assertIn("1 package record found: 1 from signed indexes (records authenticated)", r.stderr)
         self.assertEqual([p for p in self.server.paths() if p.endswith((".conda", ".tar.bz2", ".sig"))
                           and "repodata" not in p], [])
         self.assertEqual(self.states(), before)
+
+    def test_A8_dry_run_of_an_unsigned_channel_without_a_rule_never_says_signed(self):
+        """No policy rule, no repodata.json.sig, no package .sig: the real
+        run refuses (MISSING_SIG); the dry run must not claim a signature."""
+        self.ws.policy("channels:\n  - match: http://127.0.0.1:1/elsewhere\n    keys: [chan]\n")
+        for name in os.listdir(self.noarch):
+            if name.endswith(".sig"):
+                os.unlink(os.path.join(self.noarch, name))
+        env = {"CONDA_GUARD_STATE_DIR": os.path.join(self.tmp.name, "fresh-state")}  # never seen signed
+        r = self.conda("install", "-n", "x", "--dry-run", "hello", env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"conda-guard: dry run: {self.channel}/noarch/repodata.json: index not signed: its "
+                      "records are not authenticated", r.stderr)
+        self.assertIn("1 not authenticated (no signed index vouches for it)", r.stderr)
+        self.assertNotIn("signed by", r.stderr)
+        self.assertNotIn("verified against the signed", r.stderr)
+        r = self.conda("install", "-n", "x", "-y", "hello", env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("MISSING_SIG", r.stderr)
 
     def test_A8_dry_run_with_an_edited_index_refused(self):
         path = os.path.join(self.noarch, "repodata.json")

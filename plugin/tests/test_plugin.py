@@ -269,6 +269,56 @@ class PostSolves(PluginTest):
         self.assertEqual(len(err.getvalue().strip().splitlines()), 1)
 
 
+class DryRunWording(PluginTest):
+    """A dry run says what the gate established, per index, and never calls
+    signed what no key vouched for (the real run of an unsigned channel
+    without a policy rule refuses: each package's .sig is missing)."""
+
+    INDEX = CHANNEL + "/repodata.json"
+
+    def dry_run(self, precs, **scenario):
+        fakeconda.context.dry_run = True
+        fakeconda.context.quiet = False
+        self.scenario(**scenario)
+        err = io.StringIO()
+        with redirect_stderr(err):
+            self.post_solve(precs)
+        return err.getvalue().strip().splitlines()
+
+    def test_A8_dry_run_on_an_unsigned_index_says_not_authenticated(self) -> None:
+        precs = self.precs(2)
+        lines = self.dry_run(precs, indexes=[{
+            "path": self.INDEX, "verdict": "VALID", "key": None, "fingerprint": None,
+            "reason": "index is not signed (no repodata.json.sig), accepted as the policy allows"}])
+        self.assertEqual(lines, [
+            f"conda-guard: dry run: {self.INDEX}: index not signed: its records are not authenticated",
+            "conda-guard: dry run: 2 package records found: 2 not authenticated (no signed index vouches "
+            "for them); packages not downloaded, so no package signature or contents were checked (each "
+            "package's own signature is checked only when installing)"])
+        self.assertFalse(any("verified against the signed" in line for line in lines))
+
+    def test_A8_dry_run_on_a_signed_index_names_its_key(self) -> None:
+        precs = self.precs(2)
+        lines = self.dry_run(precs, indexes=[{
+            "path": self.INDEX, "verdict": "VALID", "key": "MyKey", "fingerprint": "ab" * 32,
+            "reason": "signed by MyKey"}])
+        self.assertEqual(lines[0], f"conda-guard: dry run: {self.INDEX}: index signed by MyKey and "
+                                   "verified: its records are authenticated")
+        self.assertIn("2 package records found: 2 from signed indexes (records authenticated); packages "
+                      "not downloaded", lines[1])
+
+    def test_A8_dry_run_with_a_signed_and_an_unsigned_index(self) -> None:
+        signed = fakeconda.Record(channel_url=CHANNEL, fn="a-1-0.conda")
+        other = "https://repo.example.org/plain/noarch"
+        unsigned = fakeconda.Record(channel_url=other, fn="b-1-0.conda")
+        lines = self.dry_run([signed, unsigned], indexes=[
+            {"path": self.INDEX, "verdict": "VALID", "key": "MyKey", "reason": "signed by MyKey"},
+            {"path": other + "/repodata.json", "verdict": "VALID", "key": None, "reason": "not signed"}])
+        self.assertEqual(len(lines), 3, lines)
+        self.assertIn(f"{other}/repodata.json: index not signed", lines[1])
+        self.assertIn("1 from signed indexes (records authenticated); 1 not authenticated", lines[2])
+
+
 class UnsignedByPolicy(PluginTest):
     """A channel the policy allows unsigned (signatures: none): its packages
     pass as the gate answered them, UNVERIFIED, and never silently."""
@@ -307,9 +357,11 @@ class UnsignedByPolicy(PluginTest):
         precs = self.precs(2)
         self.scenario(unverified={precs[0].fn: ["conda-forge", "dry run: " + self.REASON]})
         lines = self.run_quietly(precs, quiet=False)
-        self.assertEqual(len(lines), 2)
+        self.assertEqual(len(lines), 3, lines)
         self.assertIn("is UNVERIFIED: dry run", lines[0])
-        self.assertIn("1 UNVERIFIED (policy allows unsigned channel conda-forge)", lines[1])
+        self.assertIn("index not authenticated: the policy allows this channel unsigned", lines[1])
+        self.assertIn("1 UNVERIFIED (policy allows unsigned channel conda-forge)", lines[2])
+        self.assertIn("1 not authenticated", lines[2])  # the stand-in names no index for the other
 
     def test_A19_unverified_without_its_policy_rule_refuses(self) -> None:
         precs = self.precs(2)
@@ -455,6 +507,90 @@ class PreCommands(PluginTest):
         self.assertIn("-n NAME or -p PREFIX", self.refused(self.pre_command, "create"))
         fakeconda.context.dry_run = True
         self.pre_command("create")
+
+    # -- create -f FILE without -n/-p: the target is read from the file ------
+    def env_file(self, text: str) -> str:
+        path = os.path.join(self.tmp, "environment.yml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def envs_dirs(self):
+        dirs = (os.path.join(self.tmp, "envs1"), os.path.join(self.tmp, "envs2"))
+        fakeconda.context.envs_dirs = dirs
+        return dirs
+
+    def non_empty(self, folder: str) -> str:
+        os.makedirs(os.path.join(folder, "conda-meta"))
+        return folder
+
+    def test_env_create_with_a_named_file_and_no_existing_target_passes(self) -> None:
+        self.envs_dirs()
+        for command, files in (("env_create", self.env_file("name: myenv\nchannels:\n  - x\n")),
+                               ("create", [self.env_file("name: myenv\ndependencies:\n  - zlib\n")])):
+            fakeconda.context._argparse_args.file = files
+            self.pre_command(command)
+        self.assertEqual(self.calls(), [])
+
+    def test_env_create_over_the_files_name_in_any_envs_dir_refused_and_kept(self) -> None:
+        _, second = self.envs_dirs()
+        target = self.non_empty(os.path.join(second, "myenv"))
+        fakeconda.context._argparse_args.file = self.env_file("name: myenv\ndependencies:\n  - zlib\n")
+        msg = self.refused(self.pre_command, "env_create")
+        self.assertIn(f"{target} exists and is not empty", msg)
+        self.assertTrue(os.path.isdir(os.path.join(target, "conda-meta")))
+        fakeconda.context._argparse_args.file = [fakeconda.context._argparse_args.file]
+        self.assertIn(target, self.refused(self.pre_command, "create"))  # conda 26.7's env create
+        self.assertEqual(self.calls(), [])
+
+    def test_env_create_over_the_files_prefix_refused_and_empty_prefix_passes(self) -> None:
+        self.envs_dirs()
+        prefix = os.path.join(self.tmp, "p", "env")
+        os.makedirs(prefix)
+        fakeconda.context._argparse_args.file = self.env_file(f"prefix: {prefix}\n")
+        self.pre_command("env_create")
+        self.non_empty(prefix)
+        self.assertIn(f"{prefix} exists and is not empty", self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_base_name_in_the_file_refused(self) -> None:
+        fakeconda.context.root_prefix = self.non_empty(os.path.join(self.tmp, "root"))
+        fakeconda.context._argparse_args.file = self.env_file("name: base\n")
+        self.assertIn(fakeconda.context.root_prefix, self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_file_naming_neither_or_unreadable_or_unparsable_refused(self) -> None:
+        self.envs_dirs()
+        fakeconda.context._argparse_args.file = self.env_file("dependencies:\n  - zlib\n")
+        self.assertIn("neither with name: nor with prefix:", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = os.path.join(self.tmp, "missing.yml")
+        self.assertIn("cannot read", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = self.env_file("name myenv without a colon\n")
+        self.assertIn("cannot parse", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = self.env_file("name: ../../elsewhere\n")
+        self.assertIn("is not an environment name", self.refused(self.pre_command, "env_create"))
+        fakeconda.context._argparse_args.file = [self.env_file("name: a\n"), self.env_file("name: b\n")]
+        self.assertIn("several --file", self.refused(self.pre_command, "create"))
+        self.assertEqual(self.calls(), [])
+
+    def test_env_create_file_that_is_a_fifo_refused_without_blocking(self) -> None:
+        fifo = os.path.join(self.tmp, "environment.yml")
+        os.mkfifo(fifo)
+        fakeconda.context._argparse_args.file = fifo
+        self.assertIn("not a regular file", self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_without_condas_yaml_loader_refused(self) -> None:
+        fakeconda.context._argparse_args.file = self.env_file("name: myenv\n")
+        with mock.patch.dict(sys.modules, {"conda.common.serialize.yaml": None,
+                                           "conda.common.serialize": types.ModuleType("conda.common.serialize")}):
+            self.assertIn("YAML loader is not available", self.refused(self.pre_command, "env_create"))
+
+    def test_env_create_with_24_11s_yaml_safe_load(self) -> None:
+        _, second = self.envs_dirs()
+        self.non_empty(os.path.join(second, "myenv"))
+        fakeconda.context._argparse_args.file = self.env_file("name: myenv\n")
+        old = types.ModuleType("conda.common.serialize")
+        old.yaml_safe_load = fakeconda.yaml_loads
+        with mock.patch.dict(sys.modules, {"conda.common.serialize.yaml": None, "conda.common.serialize": old}):
+            self.assertIn("exists and is not empty", self.refused(self.pre_command, "env_create"))
 
     def test_create_clone_refused(self) -> None:
         fakeconda.context._argparse_args.name = "env"

@@ -439,6 +439,40 @@ PluginStatus plugin_status(const CondaPython& python, const std::string& version
         "    r['module_version'] = v if isinstance(v, str) else None\n"
         "except Exception as e:\n"
         "    r['import_error'] = ' '.join(f'{type(e).__name__}: {e}'.split())\n"
+        // What conda itself would do, with conda's stdout kept out of the answer.
+        "def line(e):\n"
+        "    return ' '.join(f'{type(e).__name__}: {e}'.split())\n"
+        "r.update({'conda_error': None, 'no_plugins': None, 'no_plugins_sources': [], 'registered_as': None,\n"
+        "          'blocked': None, 'plugin_error': None})\n"
+        "answer, sys.stdout = sys.stdout, sys.stderr\n"
+        "try:\n"
+        "    from conda.base.context import context\n"
+        "    context.__init__()\n"
+        "    r['no_plugins'] = bool(context.no_plugins)\n"
+        "    if r['no_plugins']:\n"
+        "        v = os.environ.get('CONDA_NO_PLUGINS')\n"
+        "        if v:\n"
+        "            r['no_plugins_sources'].append('CONDA_NO_PLUGINS=' + v)\n"
+        "        for src, params in (getattr(context, 'raw_data', None) or {}).items():\n"
+        "            if str(src) != 'envvars' and 'no_plugins' in params:\n"
+        "                r['no_plugins_sources'].append(str(src))\n"
+        "    from conda.plugins.manager import get_plugin_manager\n"
+        "    pm = get_plugin_manager()\n"
+        "    if r['no_plugins']:\n"
+        "        pm.disable_external_plugins()\n"
+        "except Exception as e:\n"
+        "    r['conda_error'] = line(e)\n"
+        "    pm = None\n"
+        "if pm is not None:\n"
+        "    try:\n"
+        "        import importlib\n"
+        "        module = importlib.import_module('conda_guard_plugin.plugin')\n"
+        "        name = pm.get_name(module)\n"
+        "        r['registered_as'] = name if isinstance(name, str) else None\n"
+        "        r['blocked'] = bool(name) and bool(pm.is_blocked(name))\n"
+        "    except Exception as e:\n"
+        "        r['plugin_error'] = line(e)\n"
+        "sys.stdout = answer\n"
         "print(json.dumps(r))\n";
     const nlohmann::json j = parse_answer(python.python, ask_python(python.python, script, env));
     PluginStatus s;
@@ -472,7 +506,42 @@ PluginStatus plugin_status(const CondaPython& python, const std::string& version
     else if (module_version != version)
         s.problems.push_back(fmt::format("conda_guard_plugin.__version__ is {}, this conda-guard is {}",
                                          module_version.value_or("(none)"), version));
-    s.state = s.problems.empty() ? PluginState::Loaded : PluginState::Stale;
+    if (!s.problems.empty()) {
+        s.state = PluginState::Stale;
+        return s;
+    }
+
+    // Installed as it should be: does conda load it?
+    if (const auto e = optional_string(j, "conda_error")) {
+        s.problems.push_back("conda's own code could not be asked: " + *e);
+        s.state = PluginState::NotLoaded;
+        return s;
+    }
+    if (auto it = j.find("no_plugins"); it != j.end() && it->is_boolean()) s.no_plugins = it->get<bool>();
+    if (auto it = j.find("no_plugins_sources"); it != j.end() && it->is_array())
+        for (const auto& e : *it)
+            if (e.is_string()) s.no_plugins_sources.push_back(e.get<std::string>());
+    s.registered_as = optional_string(j, "registered_as");
+    const auto blocked = j.find("blocked");
+    if (!s.no_plugins) {
+        s.problems.push_back("conda did not say whether it runs without plugins (context.no_plugins)");
+    } else if (*s.no_plugins) {
+        std::string sources;
+        for (const auto& src : s.no_plugins_sources) sources += (sources.empty() ? "" : ", ") + src;
+        s.problems.push_back(fmt::format("installed but conda runs without plugins (no_plugins is set: {})",
+                                         sources.empty() ? "where, conda did not say" : sources));
+        s.state = PluginState::Disabled;
+        return s;
+    }
+    if (const auto e = optional_string(j, "plugin_error"))
+        s.problems.push_back(fmt::format("import {} failed: {}", plugin_entry_point_module, *e));
+    else if (!s.registered_as)
+        s.problems.push_back(fmt::format("conda's plugin manager did not register {} from its entry point",
+                                         plugin_entry_point_module));
+    else if (blocked == j.end() || !blocked->is_boolean() || blocked->get<bool>())
+        s.problems.push_back(fmt::format("conda's plugin manager blocks {} (registered as {})",
+                                         plugin_entry_point_module, *s.registered_as));
+    s.state = s.problems.empty() ? PluginState::Loaded : PluginState::NotLoaded;
     return s;
 }
 

@@ -116,9 +116,11 @@ struct PluginRemoved {
 PluginRemoved uninstall_plugin(const CondaPython& python);
 
 enum class PluginState {
-    Loaded,        // conda's Python finds the entry point and imports the plugin at this version
+    Loaded,        // installed at this version, and conda's own plugin manager has it registered, unblocked
     NotInstalled,  // neither the entry point nor the module
     Stale,         // something of it, but not all, or another version
+    Disabled,      // installed, but conda runs without plugins (no_plugins is set)
+    NotLoaded,     // installed, but conda does not register it (or blocks it, or cannot be imported)
 };
 
 struct PluginStatus {
@@ -127,14 +129,27 @@ struct PluginStatus {
     std::optional<std::string> installed_version; // the distribution's Version
     std::optional<std::string> module_file;       // conda_guard_plugin/plugin.py as Python finds it
     std::vector<std::string> entry_points;        // values of conda-guard in group conda
+    // What conda's own code says (nullopt: conda could not be asked).
+    std::optional<bool> no_plugins;               // context.no_plugins after context.__init__()
+    std::vector<std::string> no_plugins_sources;  // where it is set: CONDA_NO_PLUGINS=V, condarc paths
+    std::optional<std::string> registered_as;     // the plugin manager's name for conda_guard_plugin.plugin
 };
 
-// Asks conda's Python (`-I -c`, as find_conda_python) whether it would load
-// the plugin: the entry point conda-guard in group conda names
-// conda_guard_plugin.plugin, its distribution's Version and the package's
-// __version__ are `version`, the module file exists and
-// `import conda_guard_plugin.core` succeeds. Throws std::runtime_error when
-// the Python cannot be asked.
+// Asks conda's Python (`-I -c`, as find_conda_python, under the same
+// timeout and output cap) whether conda would load the plugin:
+//  - installed: the entry point conda-guard in group conda names
+//    conda_guard_plugin.plugin, its distribution's Version and the
+//    package's __version__ are `version`, the module file exists and
+//    `import conda_guard_plugin.core` succeeds (else Stale);
+//  - loaded by conda: conda's context, initialised as conda's main does
+//    (`context.__init__()`: the condarc search path and CONDA_* variables of
+//    `env`), has no_plugins false (else Disabled, naming where it is set),
+//    and conda.plugins.manager.get_plugin_manager() (which loads the `conda`
+//    entry points) has the module conda_guard_plugin.plugin registered and,
+//    after conda's own disable_external_plugins() when no_plugins, not
+//    blocked (else NotLoaded, with conda's or the import's error).
+// conda's stdout while it loads goes to the probe's stderr. Throws
+// std::runtime_error when the Python cannot be asked.
 PluginStatus plugin_status(const CondaPython& python, const std::string& version,
                            const std::vector<std::string>& env);
 

@@ -32,6 +32,8 @@ std::string_view state_word(PluginState s) {
         case PluginState::Loaded: return "loaded";
         case PluginState::NotInstalled: return "not-installed";
         case PluginState::Stale: return "stale";
+        case PluginState::Disabled: return "disabled";
+        case PluginState::NotLoaded: return "not-loaded";
     }
     return "stale";
 }
@@ -102,6 +104,10 @@ int Reporter::plugin_status(const CondaPython& py, const PluginStatus& s, std::s
                                                                   : nlohmann::json(nullptr)},
                         {"module_file", s.module_file ? nlohmann::json(*s.module_file) : nlohmann::json(nullptr)},
                         {"entry_points", std::move(eps)},
+                        {"no_plugins", s.no_plugins ? nlohmann::json(*s.no_plugins) : nlohmann::json(nullptr)},
+                        {"no_plugins_sources", s.no_plugins_sources},
+                        {"registered_as",
+                         s.registered_as ? nlohmann::json(*s.registered_as) : nlohmann::json(nullptr)},
                         {"problems", s.problems}});
         return status;
     }
@@ -119,6 +125,12 @@ int Reporter::plugin_status(const CondaPython& py, const PluginStatus& s, std::s
             fmt::print("stale: conda {} would not load {} {}:\n", conda, plugin_dist_name, escape_text(version));
             for (const auto& p : s.problems) fmt::print("  {}\n", escape_text(p));
             fmt::print("(run '{} plugin install' to replace it)\n", prog_);
+            break;
+        case PluginState::Disabled:
+        case PluginState::NotLoaded:
+            fmt::print("{}: conda {} would not load {} {}:\n", state_word(s.state), conda, plugin_dist_name,
+                       escape_text(version));
+            for (const auto& p : s.problems) fmt::print("  {}\n", escape_text(p));
             break;
     }
     return status;

@@ -1,9 +1,12 @@
 // conda-guard plugin install|uninstall|status against a stand-in conda: a
-// `python3 -m venv --without-pip` environment (PREFIX/bin/python is a real
-// Python with its own site-packages) with PREFIX/bin/conda a shell script.
-// No conda is needed: conda loads plugins from the `conda` entry points of
-// the distributions in its Python (conda-plugin.md §1), which is what the
-// tests ask that Python for.
+// `python3 -m venv --without-pip --system-site-packages` environment
+// (PREFIX/bin/python is a real Python with its own site-packages, pluggy
+// from the system's) with PREFIX/bin/conda a shell script and the stand-in
+// conda package (plugin/tests/standin_conda: context, condarc no_plugins,
+// CONDA_NO_PLUGINS, a pluggy plugin manager loading the `conda` entry
+// points) on its path through a .pth file. conda loads plugins from the
+// `conda` entry points of the distributions in its Python (conda-plugin.md
+// §1); status asks that Python and conda's own code there.
 #include "../support/support.hpp"
 
 #include <gtest/gtest.h>
@@ -21,7 +24,8 @@ constexpr const char* system_python = "/usr/bin/python3";
 class GuardPlugin : public ::testing::Test {
 protected:
     void SetUp() override {
-        const RunResult venv = run({system_python, "-m", "venv", "--without-pip", prefix().string()});
+        const RunResult venv =
+            run({system_python, "-m", "venv", "--without-pip", "--system-site-packages", prefix().string()});
         ASSERT_EQ(venv.status, 0) << venv.err;
         write_file(prefix() / "bin/conda", "#!/bin/sh\nexit 0\n", 0755);
         const RunResult where = run({python().string(), "-I", "-c",
@@ -29,6 +33,19 @@ protected:
         ASSERT_EQ(where.status, 0) << where.err;
         purelib_ = where.out;
         ASSERT_TRUE(stdfs::is_directory(purelib_)) << purelib_;
+        const stdfs::path standin = stdfs::path(CONDAGUARD_PLUGIN_SOURCE_DIR).parent_path() / "tests/standin_conda";
+        ASSERT_TRUE(stdfs::is_directory(standin / "conda")) << standin;
+        write_file(purelib_ / standin_pth, standin.string() + "\n");
+        stdfs::create_directories(t_ / "home");
+    }
+
+    static constexpr const char* standin_pth = "standin_conda.pth";
+    // What is in purelib besides the stand-in conda's .pth file.
+    std::vector<std::string> leftovers() const {
+        std::vector<std::string> out;
+        for (const auto& e : stdfs::directory_iterator(purelib_))
+            if (e.path().filename() != standin_pth) out.push_back(e.path().filename().string());
+        return out;
     }
 
     stdfs::path prefix() const { return t_ / "prefix"; }
@@ -38,6 +55,7 @@ protected:
     stdfs::path dist_info() const { return purelib_ / ("conda_guard_plugin-" CONDAGUARD_VERSION ".dist-info"); }
 
     RunResult g(std::vector<std::string> args, std::vector<std::string> env = {}, const std::string& exe = {}) {
+        env.insert(env.begin(), {"CONDA_NO_PLUGINS=", "CONDARC="});  // the test's own, not the caller's
         return run_isolated(exe.empty() ? conda_guard_exe() : exe, std::move(args), t_ / "home", std::move(env));
     }
     RunResult plugin(const std::string& action, const std::string& exe = {}) {
@@ -129,7 +147,7 @@ TEST_F(GuardPlugin, InstallIsLoadedUninstallRemovesIt) {
     EXPECT_EQ(parse(r)["removed"], json({package().string(), dist_info().string()}));
     EXPECT_FALSE(stdfs::exists(package()));
     EXPECT_FALSE(stdfs::exists(dist_info()));
-    EXPECT_TRUE(stdfs::is_empty(purelib_)) << "a temporary folder was left";
+    EXPECT_EQ(leftovers(), std::vector<std::string>{}) << "a temporary folder was left";
     r = plugin("status");
     EXPECT_EQ(r.status, 1) << r.out << r.err;
     EXPECT_EQ(parse(r)["state"], "not-installed");
@@ -150,6 +168,64 @@ TEST_F(GuardPlugin, StatusTextSaysLoaded) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, "loaded: conda " + conda().string() + " loads conda-guard-plugin " CONDAGUARD_VERSION " from " +
                          (package() / "plugin.py").string() + "\n");
+}
+
+TEST_F(GuardPlugin, A19_status_disabled_when_conda_runs_without_plugins) {
+    ASSERT_EQ(plugin("install").status, 0);
+    ASSERT_EQ(plugin("status").status, 0);
+
+    RunResult r = g({"plugin", "status", "--conda", conda().string(), "--json"}, {"CONDA_NO_PLUGINS=true"});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    json j = parse(r);
+    EXPECT_EQ(j["state"], "disabled");
+    EXPECT_EQ(j["no_plugins"], true);
+    EXPECT_EQ(j["no_plugins_sources"], json({"CONDA_NO_PLUGINS=true"}));
+    EXPECT_EQ(j["problems"],
+              json({"installed but conda runs without plugins (no_plugins is set: CONDA_NO_PLUGINS=true)"}));
+
+    // no_plugins: true in a condarc conda reads (~/.condarc here).
+    const stdfs::path condarc = t_ / "home/.condarc";
+    write_file(condarc, "no_plugins: true\n");
+    r = g({"plugin", "status", "--conda", conda().string()});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_EQ(r.out, "disabled: conda " + conda().string() + " would not load conda-guard-plugin " CONDAGUARD_VERSION
+                     ":\n  installed but conda runs without plugins (no_plugins is set: " + condarc.string() + ")\n");
+
+    // CONDA_NO_PLUGINS=false wins over the condarc, as in conda.
+    r = g({"plugin", "status", "--conda", conda().string(), "--json"}, {"CONDA_NO_PLUGINS=false"});
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    j = parse(r);
+    EXPECT_EQ(j["state"], "loaded");
+    EXPECT_EQ(j["no_plugins"], false);
+    EXPECT_EQ(j["registered_as"], "conda-guard");  // the stand-in names it by its entry point
+}
+
+TEST_F(GuardPlugin, A19_status_not_loaded_when_conda_skips_the_plugin_module) {
+    ASSERT_EQ(plugin("install").status, 0);
+    // conda imports conda_guard_plugin.plugin; one that raises is skipped (§1).
+    write_file(package() / "plugin.py", read_file(package() / "plugin.py") + "\nraise ImportError('planted')\n");
+    RunResult r = plugin("status");
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    json j = parse(r);
+    EXPECT_EQ(j["state"], "not-loaded");
+    EXPECT_EQ(j["registered_as"], nullptr);
+    EXPECT_EQ(j["problems"], json({"import conda_guard_plugin.plugin failed: ImportError: planted"}));
+    r = g({"plugin", "status", "--conda", conda().string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_TRUE(r.out.starts_with("not-loaded: conda ")) << r.out;
+}
+
+TEST_F(GuardPlugin, A19_status_not_loaded_when_condas_python_has_no_conda) {
+    ASSERT_EQ(plugin("install").status, 0);
+    stdfs::remove(purelib_ / standin_pth);
+    const RunResult r = plugin("status");
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    const json j = parse(r);
+    EXPECT_EQ(j["state"], "not-loaded");
+    ASSERT_EQ(j["problems"].size(), 1u) << j.dump();
+    EXPECT_TRUE(j["problems"][0].get<std::string>().starts_with("conda's own code could not be asked: "
+                                                                 "ModuleNotFoundError"))
+        << j.dump();
 }
 
 TEST_F(GuardPlugin, StaleWhenAnotherVersionOrPartlyThere) {
@@ -295,7 +371,7 @@ TEST_F(InstalledLayout, A16_link_in_the_plugin_files_is_refused) {
     EXPECT_EQ(r.status, 2) << r.out;
     EXPECT_NE(r.err.find("extra.py is a symbolic link"), std::string::npos) << r.err;
     EXPECT_FALSE(stdfs::exists(package()));
-    EXPECT_TRUE(stdfs::is_empty(purelib_)) << "a temporary folder was left";
+    EXPECT_EQ(leftovers(), std::vector<std::string>{}) << "a temporary folder was left";
 }
 
 TEST_F(InstalledLayout, NothingToConfigureBesideCondasPython) {

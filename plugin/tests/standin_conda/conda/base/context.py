@@ -70,19 +70,28 @@ def _true(value) -> bool:
 
 
 class Context:
-    def __init__(self) -> None:
-        self._argparse_args = SimpleNamespace()
-        self._rc: dict = {}
+    """As in conda, ``context.__init__(argparse_args=...)`` (re)reads the
+    condarc search path and the arguments; ``raw_data`` maps each source
+    (a condarc path, "envvars") to the keys it sets."""
 
-    def __init_context__(self, argparse_args=None) -> None:
-        self._rc = {}
-        for path in _condarc_paths():
+    def __init__(self, search_path=None, argparse_args=None) -> None:
+        self._rc: dict = {}
+        self.raw_data: dict = {}
+        for path in _condarc_paths() if search_path is None else search_path:
             if os.path.isfile(path):
                 try:
-                    self._rc.update(read_condarc(path))
+                    rc = read_condarc(path)
                 except (OSError, ValueError) as e:
                     print(f"WARNING: cannot read {path}: {e}", file=sys.stderr)
+                    continue
+                self._rc.update(rc)
+                self.raw_data[path] = dict(rc)
+        self.raw_data["envvars"] = {k[len("CONDA_"):].lower(): v for k, v in os.environ.items()
+                                    if k.startswith("CONDA_")}
         self._argparse_args = argparse_args if argparse_args is not None else SimpleNamespace()
+
+    def __init_context__(self, argparse_args=None) -> None:
+        self.__init__(argparse_args=argparse_args)
 
     __call__ = __init_context__
 
@@ -209,4 +218,3 @@ class Context:
 
 
 context = Context()
-context.__init_context__()
