@@ -383,16 +383,40 @@ def is_package_argument(arg: str, urls: UrlFunctions = STDLIB_URL_FUNCTIONS) -> 
         urls.is_url(arg) or arg.strip().split("#", 1)[0].endswith(PACKAGE_EXTENSIONS))
 
 
+def read_user_file(path: str, cap: int) -> bytes:
+    """At most ``cap`` bytes of the regular file ``path`` (a --file or -f
+    argument), never following a link at its last component and never
+    blocking on a FIFO or device; anything else refuses."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        hint = " (a symbolic link: pass the file it points to)" if os.path.islink(path) else ""
+        raise GateRefused(f"cannot read {path}: {e.strerror or e}{hint}") from None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise GateRefused(f"cannot read {path}: not a regular file")
+        chunks, size = [], 0
+        while size <= cap:
+            chunk = os.read(fd, cap + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > cap:
+        raise GateRefused(f"{path}: larger than {cap} bytes")
+    return b"".join(chunks)
+
+
 def read_explicit_file(path: str) -> Optional[List[str]]:
     """The lines of ``path`` if it is an explicit file (a line ``@EXPLICIT``),
     else None. Unreadable files refuse: conda would read something we did not."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_EXPLICIT_FILE + 1)
-    except OSError as e:
-        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > MAX_EXPLICIT_FILE:
-        raise GateRefused(f"{path}: larger than {MAX_EXPLICIT_FILE} bytes")
+    data = read_user_file(path, MAX_EXPLICIT_FILE)
     lines = data.decode("utf-8", errors="replace").splitlines()
     if any(line.strip() == EXPLICIT_MARKER for line in lines):
         return lines
@@ -444,30 +468,9 @@ def read_env_file_target(path: str, yaml_load: Optional[Callable[[str], Any]]) -
     if yaml_load is None:
         raise GateRefused(f"cannot read {path}: conda's YAML loader is not available; name the "
                           "environment with -n NAME or -p PREFIX")
+    data = read_user_file(path, MAX_ENV_FILE)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as e:
-        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise GateRefused(f"cannot read {path}: not a regular file")
-        chunks, size = [], 0
-        while size <= MAX_ENV_FILE:
-            chunk = os.read(fd, MAX_ENV_FILE + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        raise GateRefused(f"cannot read {path}: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
-    if size > MAX_ENV_FILE:
-        raise GateRefused(f"{path}: larger than {MAX_ENV_FILE} bytes")
-    try:
-        doc = yaml_load(b"".join(chunks).decode("utf-8"))
+        doc = yaml_load(data.decode("utf-8"))
     except Exception as e:
         raise GateRefused(f"cannot parse {path}: {type(e).__name__}: {one_line(e)}") from None
 

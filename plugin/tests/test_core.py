@@ -101,6 +101,19 @@ class Explicit(unittest.TestCase):
         self.assertFalse(core.is_package_argument("numpy>=1.2"))
         self.assertFalse(core.is_package_argument("https://h.example/c"))
 
+    def test_A13_explicit_file_that_is_a_fifo_refused_without_blocking(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            fifo = os.path.join(d, "env.txt")
+            os.mkfifo(fifo)
+            with self.assertRaises(core.GateRefused) as caught:
+                core.read_explicit_file(fifo)
+            self.assertIn("not a regular file", str(caught.exception))
+            link = os.path.join(d, "link.txt")
+            os.symlink(fifo, link)
+            with self.assertRaises(core.GateRefused) as caught:
+                core.read_explicit_file(link)
+            self.assertIn("symbolic link", str(caught.exception))
+
     def test_non_explicit_file_is_none(self) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write("numpy\n# @EXPLICIT in a comment does not count\n")

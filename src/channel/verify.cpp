@@ -1163,7 +1163,7 @@ VerifiedIndex read_unsigned_index(const stdfs::path& dir, const std::string& sub
             throw VerdictError(Verdict::Invalid, fmt::format("info.subdir is '{}', expected '{}'", info_subdir, subdir));
         r.verdict = Verdict::Valid;
         r.reason = fmt::format("index is not signed (no {}), accepted as the policy allows for a channel never seen "
-                               "signed; its records are not authenticated, each package's own signature is",
+                               "signed; its records are not authenticated; each package's own signature still is",
                                repodata_sig_name);
         out.data = std::move(data);
     });
