@@ -73,7 +73,7 @@ void add_plugin_command(GuardApp& g) {
     };
 
     CLI::App* status = plugin->add_subcommand(
-        "status", "Whether conda's Python loads this version of the plugin (exit 0 yes, 1 no or stale, 2 error)");
+        "status", "Whether that conda loads this version of the plugin (exit 0 loaded; 1 not installed, stale, disabled or not loaded; 2 error)");
     g.runners[status] = [conda, &g] {
         const Target t = target(*conda);
         return g.out.plugin_status(t.python, plugin_status(t.python, CONDAGUARD_VERSION, t.env), CONDAGUARD_VERSION);
