@@ -295,23 +295,13 @@ private:
     // signature by a key the channel's policy does not allow is UNTRUSTED_KEY.
     void judge(Result& s, const PrefixRecord& rec) const {
         if (s.verdict != Verdict::Valid) return;
-        if (o_.revoked && s.fingerprint)
-            if (auto rv = o_.revoked(*s.fingerprint)) {
+        if (s.fingerprint)
+            if (auto why = revoked_key_reason(o_.revoked, s.key.value_or("?"), *s.fingerprint)) {
                 s.verdict = Verdict::BadKey;
-                s.reason = fmt::format("key {} ({}) is revoked since {}: {}", s.key.value_or("?"), *s.fingerprint,
-                                       rv->date, rv->reason);
+                s.reason = *why;
                 return;
             }
-        if (!o_.trust_for) return;
-        const ChannelTrust t = o_.trust_for(channel_base(rec));
-        if (t.allowed_keys.empty()) return;
-        const auto& k = t.allowed_keys;
-        const bool by_name = s.key && std::find(k.begin(), k.end(), *s.key) != k.end();
-        const bool by_fp = s.fingerprint && std::find(k.begin(), k.end(), "sha256:" + *s.fingerprint) != k.end();
-        if (by_name || by_fp) return;
-        s.verdict = Verdict::UntrustedKey;
-        s.reason = fmt::format("signed by key {}, which the policy does not allow for channel {} (allowed: {})",
-                               s.key.value_or("?"), channel_base(rec), fmt::join(k, ", "));
+        if (o_.trust_for) apply_allowed_keys(s, o_.trust_for(channel_base(rec)), channel_base(rec));
     }
 
     const AuditOptions& o_;

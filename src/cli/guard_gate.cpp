@@ -217,6 +217,8 @@ int serve(const GateArgs& a, const Reporter& out) {
     o.pkgs_dirs = req.dry_run ? req.pkgs_dirs : writable_first(req.pkgs_dirs);
     o.jobs = a.jobs;
     o.dry_run = req.dry_run;
+    // A refused record stops the others from being placed, as a package the gate refuses does.
+    o.refused_elsewhere = req.records.size() - packages.size();
     const GateReport report = run_gate(packages, o, setup.env);
     answer.indexes = report.indexes;
     for (std::size_t i = 0; i < req.records.size(); ++i) {

@@ -54,18 +54,30 @@ int Reporter::gate(const GateReport& report) const {
         for (const auto& folder : report.cleaned.at(i))
             fmt::print("cleaned {} (claimed {})\n", escape_text(folder), escape_text(name ? name->stem() : url));
     }
-    auto count = [&](auto pred) {
-        return static_cast<std::size_t>(std::count_if(report.packages.begin(), report.packages.end(), pred));
-    };
-    const std::size_t valid = count([](const Result& r) { return r.verdict == Verdict::Valid; });
-    const std::size_t unverified = count([](const Result& r) { return r.verdict == Verdict::Unverified; });
-    const std::size_t refused = report.packages.size() - valid - unverified;
-    fmt::print("{} of {} package{} verified and placed{}{}\n", valid, report.packages.size(),
-               report.packages.size() == 1 ? "" : "s",
-               unverified ? fmt::format("; {} UNVERIFIED placed, as the policy allows unsigned", unverified)
-                          : std::string(),
-               refused ? fmt::format("; {} refused, nothing of {} was placed", refused, refused == 1 ? "it" : "them")
+    std::size_t placed_valid = 0, placed_unverified = 0, not_placed = 0;
+    for (std::size_t i = 0; i < report.packages.size(); ++i) {
+        const Verdict v = report.packages[i].verdict;
+        if (v != Verdict::Valid && v != Verdict::Unverified) continue;
+        if (!report.folders.at(i)) ++not_placed;
+        else if (v == Verdict::Valid) ++placed_valid;
+        else ++placed_unverified;
+    }
+    const std::size_t n = report.packages.size();
+    const std::size_t refused = n - placed_valid - placed_unverified - not_placed;
+    const char* plural = n == 1 ? "" : "s";
+    if (refused == 0 && not_placed == 0) {
+        fmt::print("{} of {} package{} verified and placed{}\n", placed_valid, n, plural,
+                   placed_unverified
+                       ? fmt::format("; {} UNVERIFIED placed, as the policy allows unsigned", placed_unverified)
                        : std::string());
+    } else {
+        // All or nothing: a refusal leaves the package directories as they were.
+        const std::size_t placed = placed_valid + placed_unverified;
+        fmt::print("{} of {} package{} refused; {}{}\n", refused, n, plural,
+                   placed == 0 ? std::string("nothing was placed") : fmt::format("only {} placed", placed),
+                   not_placed ? fmt::format(" ({} verified but not placed because of the refusal)", not_placed)
+                              : std::string());
+    }
     return status;
 }
 

@@ -69,22 +69,8 @@ public:
         if (!options_.revoked) return;
         const std::string fp = fingerprint(sig.key);
         if (fp.empty()) return;  // unusable keys get their verdict from the verifier
-        if (auto r = options_.revoked(fp))
-            throw VerdictError(Verdict::BadKey, fmt::format("key {} ({}) is revoked since {}: {}", sig.key.str(), fp,
-                                                            r->date, r->reason));
-    }
-
-    // A VALID result by a key the channel does not allow becomes UNTRUSTED_KEY.
-    static void apply_allowed(Result& r, const ChannelTrust& trust) {
-        if (r.verdict != Verdict::Valid || trust.allowed_keys.empty()) return;
-        const auto& keys = trust.allowed_keys;
-        const bool by_name = r.key && std::find(keys.begin(), keys.end(), *r.key) != keys.end();
-        const bool by_fp =
-            r.fingerprint && std::find(keys.begin(), keys.end(), "sha256:" + *r.fingerprint) != keys.end();
-        if (by_name || by_fp) return;
-        r.verdict = Verdict::UntrustedKey;
-        r.reason = fmt::format("signed by key {}, which the policy does not allow for this channel (allowed: {})",
-                               r.key.value_or("?"), fmt::join(keys, ", "));
+        if (auto why = revoked_key_reason(options_.revoked, sig.key.str(), fp))
+            throw VerdictError(Verdict::BadKey, *why);
     }
 
 private:
@@ -384,7 +370,7 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
                 s->index = read_unsigned_index(s->dir, s->key.subdir, policy);
         }
         r.path = index_display(s->key);
-        KeyJudge::apply_allowed(r, trust);
+        apply_allowed_keys(r, trust);
         if (r.verdict == Verdict::Valid && o.max_index_age && s->index.guard &&
             s->index.guard->signed_at + *o.max_index_age < env.now()) {
             r.verdict = Verdict::Expired;
@@ -410,7 +396,14 @@ struct Job {
     std::optional<Staging> staging;
     fs::Fd archive, sig;
     std::string sig_text;  // the .sig, as it was fetched or found
-    std::size_t request = 0;  // the package's transfer, then its .sig's (signed only)
+    // Its transfers: the archive's (not for a cached copy) and the channel's
+    // .sig (signed channels only, cached copy or not).
+    std::optional<std::size_t> archive_request, sig_request;
+    // Steps 3 to 5 passed: `result` is the signature's verdict,
+    // `record_json` the repodata_record.json to write, and the staged folder
+    // waits for placing.
+    bool ready = false;
+    std::string record_json;
     std::string placed;  // the folder, once placed
     std::vector<std::string> cleaned;  // claimants moved out of a package directory
     // Placed from a channel unsigned by policy: `result` stays VALID through
@@ -527,23 +520,19 @@ void check_record(Job& j, const GateOptions& o, const Environment& env) {
 }
 
 // Step 3 for a copy already in a package directory: used only when its bytes
-// and its .sig are there and its bytes equal the record's. What was hashed
-// is copied into staging as it is read, and only that private copy is used:
-// the file itself may be rewritten in place by whoever owns it.
+// equal the record's. What was hashed is copied into staging as it is read,
+// and only that private copy is used: the file itself may be rewritten in
+// place by whoever owns it. A FN.sig beside it is never used: it may be
+// another channel's (signed by a key this channel does not allow), so the
+// channel's own .sig is fetched for a cached copy as for a download.
 bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     for (auto& d : dirs) {
         if (!d) continue;
         const CachedEntry e = d->inspect(j.url->fn);
-        if (e.archive != fs::FileKind::Regular || (e.sig != fs::FileKind::Regular && !j.is_unsigned())) continue;
+        if (e.archive != fs::FileKind::Regular) continue;
         const fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
         fs::Fd copy = j.staging->new_archive_file();
         if (!same_bytes(f.fd.get(), j.trusted, copy.get())) continue;
-        if (!j.is_unsigned()) {
-            const fs::OpenedFile sig = d->open_cached_sig(j.url->fn);
-            const fs::CappedRead text = fs::read_capped(sig.fd.get(), max_sig_file_bytes, j.url->fn + ".sig");
-            if (text.too_big) continue;
-            j.sig_text = text.data;
-        }
         j.archive = std::move(copy);
         j.cached = true;
         return true;
@@ -551,10 +540,8 @@ bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     return false;
 }
 
-// Step 3 for a download: what the transfer loop brought (`sig`: none for a
-// channel unsigned by policy).
-void check_download(const Job& j, const FetchResponse& body, const FetchResponse* sig_response) {
-    const std::string& fn = j.url->fn;
+// Step 3 for a download: what the transfer loop brought.
+void check_download(const Job& j, const FetchResponse& body) {
     const char* record = j.is_unsigned() ? "unsigned index record" : "signed record";
     if (body.outcome == FetchOutcome::TooLarge)
         throw invalid(fmt::format("download is larger than the {}'s size", record));
@@ -564,8 +551,11 @@ void check_download(const Job& j, const FetchResponse& body, const FetchResponse
     if (body.bytes != j.trusted.size)
         throw invalid(fmt::format("download is {} bytes, the {} says {}", body.bytes, record, j.trusted.size));
     if (body.sha256 != j.trusted.sha256) throw invalid(fmt::format("sha256 of the download does not match the {}", record));
-    if (sig_response == nullptr) return;
-    const FetchResponse& sig = *sig_response;
+}
+
+// The channel's FN.sig, as the transfer loop brought it (signed channels only).
+void check_sig_download(const Job& j, const FetchResponse& sig) {
+    const std::string& fn = j.url->fn;
     if (sig.outcome == FetchOutcome::NotFound)
         throw VerdictError(Verdict::MissingSig, fmt::format("no {}.sig on the server (HTTP {})", fn, sig.http_status));
     if (sig.outcome == FetchOutcome::TooLarge)
@@ -585,6 +575,10 @@ public:
     // here on first need (and kept locked to the end of the run).
     Claimants(const std::vector<std::optional<PackageDir>>& dirs, const PackageDirLock& target_lock)
         : dirs_(dirs), target_lock_(target_lock), locks_(dirs.size()), unusable_(dirs.size()) {}
+    Claimants(const Claimants&) = delete;
+    Claimants& operator=(const Claimants&) = delete;
+    // A run stopped by an exception leaves every folder it held where it was.
+    ~Claimants() { restore(); }
 
     // Moves every top-level folder that claims `pkg`, in every package
     // directory, out of the top level (into that directory's
@@ -601,8 +595,13 @@ public:
     //     one that cannot be moved (EACCES of a read-only directory whose
     //     .condaguard was writable, a foreign folder...) puts back those
     //     already moved and refuses: all or none.
+    // With Hold::Yes the folders moved out stay in their staging folders
+    // until commit() deletes them or restore() puts every one held back, so
+    // that a later refusal in the same run can undo the clearing of earlier
+    // packages; with Hold::No they are deleted before clear() returns.
     // Throws VerdictError(Error) naming the folder and its directory.
-    std::vector<std::string> clear(const PackageName& pkg, const std::string& keep) {
+    enum class Hold { No, Yes };
+    std::vector<std::string> clear(const PackageName& pkg, const std::string& keep, Hold hold = Hold::No) {
         std::lock_guard guard(mutex_);
         struct Found {
             std::size_t dir;
@@ -619,12 +618,12 @@ public:
                 found.push_back(Found{.dir = i, .name = std::move(name)});
             }
         }
-        std::vector<std::optional<Staging>> staging(dirs_.size());
+        std::vector<std::unique_ptr<Staging>> staging(dirs_.size());
         for (const Found& f : found) {
             if (staging[f.dir]) continue;
             const PackageDirLock& held = lock(f.dir, f.name);
             try {
-                staging[f.dir].emplace(dirs_[f.dir]->stage(held));
+                staging[f.dir] = std::make_unique<Staging>(dirs_[f.dir]->stage(held));
             } catch (const std::system_error& e) {
                 throw refusal(f.dir, f.name, fmt::format("and that directory cannot be written: {}", e.what()));
             }
@@ -658,9 +657,37 @@ public:
             }
         }
         std::vector<std::string> out;
-        for (const Found& f : found)
-            if (f.aside) out.push_back((dirs_[f.dir]->path() / f.name).string());
-        return out;  // the staging folders, and what was moved into them, are deleted here
+        for (const Found& f : found) {
+            if (!f.aside) continue;
+            out.push_back((dirs_[f.dir]->path() / f.name).string());
+            if (hold == Hold::Yes)
+                held_.push_back(Held{.dir = f.dir, .name = f.name, .aside = *f.aside, .staging = staging[f.dir].get()});
+        }
+        if (hold == Hold::Yes)
+            for (auto& st : staging)
+                if (st) kept_.push_back(std::move(st));
+        return out;  // unless held, the staging folders and what was moved into them are deleted here
+    }
+
+    // Every folder held by clear(Hold::Yes) back at its name, newest first
+    // (one whose name was taken meanwhile stays out, and is deleted).
+    void restore() {
+        std::lock_guard guard(mutex_);
+        for (auto it = held_.rbegin(); it != held_.rend(); ++it) {
+            try {
+                dirs_[it->dir]->put_back(held_lock(it->dir), *it->staging, it->aside, it->name);
+            } catch (const std::system_error&) {
+            }
+        }
+        held_.clear();
+        kept_.clear();
+    }
+
+    // Deletes every folder held by clear(Hold::Yes).
+    void commit() {
+        std::lock_guard guard(mutex_);
+        held_.clear();
+        kept_.clear();
     }
 
 private:
@@ -692,10 +719,40 @@ private:
     const PackageDirLock& target_lock_;
     std::vector<std::optional<PackageDirLock>> locks_;
     std::vector<std::optional<std::string>> unusable_;  // why a directory could not be locked
+    struct Held {
+        std::size_t dir;
+        std::string name;
+        std::string aside;
+        Staging* staging;  // one of kept_
+    };
+    std::vector<Held> held_;
+    std::vector<std::unique_ptr<Staging>> kept_;
     std::mutex mutex_;
 };
 
 }  // namespace
+
+std::optional<std::string> revoked_key_reason(
+    const std::function<std::optional<Revocation>(const std::string& fingerprint)>& revoked, std::string_view key,
+    const std::string& fingerprint) {
+    if (!revoked) return std::nullopt;
+    const auto r = revoked(fingerprint);
+    if (!r) return std::nullopt;
+    return fmt::format("key {} ({}) is revoked since {}: {}", key, fingerprint, r->date, r->reason);
+}
+
+void apply_allowed_keys(Result& r, const ChannelTrust& trust, std::string_view channel) {
+    if (r.verdict != Verdict::Valid || trust.allowed_keys.empty()) return;
+    const auto& keys = trust.allowed_keys;
+    const bool by_name = r.key && std::find(keys.begin(), keys.end(), *r.key) != keys.end();
+    const bool by_fp = r.fingerprint && std::find(keys.begin(), keys.end(), "sha256:" + *r.fingerprint) != keys.end();
+    if (by_name || by_fp) return;
+    r.verdict = Verdict::UntrustedKey;
+    r.reason = fmt::format("signed by key {}, which the policy does not allow for {} (allowed: {})",
+                           r.key.value_or("?"),
+                           channel.empty() ? std::string("this channel") : fmt::format("channel {}", channel),
+                           fmt::join(keys, ", "));
+}
 
 GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& o, const Environment& env,
                     const std::function<void(const GateProgress&)>& progress) {
@@ -776,10 +833,8 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                 return;
             }
             j.staging.emplace(dirs.front()->stage(*held));
-            if (!find_cached(j, dirs)) {
-                j.archive = j.staging->new_archive_file();
-                if (!j.is_unsigned()) j.sig = j.staging->new_archive_file();
-            }
+            if (!find_cached(j, dirs)) j.archive = j.staging->new_archive_file();
+            if (!j.is_unsigned()) j.sig = j.staging->new_archive_file();
             j.result.verdict = Verdict::Valid;  // so far
         });
         j.refused = j.result.verdict != Verdict::Valid;
@@ -797,24 +852,33 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     const PackageDirLock& lock = *held;
     Claimants claimants(dirs, lock);
     std::vector<FetchRequest> reqs;
+    std::vector<std::size_t> job_of;  // per request
     GateProgress total{.packages_total = jobs.size()};
-    for (auto& j : jobs) {
-        if (j.refused || j.cached) continue;
-        j.request = reqs.size();
-        reqs.push_back(FetchRequest{.url = j.url->url, .sink_fd = j.archive.get(), .max_bytes = j.trusted.size});
-        if (!j.is_unsigned())
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+        Job& j = jobs[i];
+        if (j.refused) continue;
+        if (!j.cached) {
+            j.archive_request = reqs.size();
+            reqs.push_back(FetchRequest{.url = j.url->url, .sink_fd = j.archive.get(), .max_bytes = j.trusted.size});
+            job_of.push_back(i);
+            total.bytes_expected += j.trusted.size;
+        }
+        if (!j.is_unsigned()) {
+            j.sig_request = reqs.size();
             reqs.push_back(FetchRequest{.url = j.url->url + ".sig", .sink_fd = j.sig.get(),
                                         .max_bytes = max_sig_file_bytes, .same_origin_only = true});
-        total.bytes_expected += j.trusted.size;
+            job_of.push_back(i);
+        }
     }
-    // Steps 4 to 6 for one package, once its bytes are there.
+    // Steps 3 to 5 for one package, once its transfers ended: verified and
+    // extracted into its staging folder, not yet placed.
     std::vector<FetchResponse> got(reqs.size());
     auto finish = [&](std::size_t i) {
         Job& j = jobs[i];
         guarded(j.result, [&] {
             const ChannelTrust trust = o.trust_for(channel_location(j.url->channel_url));
             const std::string sig_display = redact_url(j.url->url) + ".sig";
-            if (!j.cached) check_download(j, got[j.request], j.is_unsigned() ? nullptr : &got[j.request + 1]);
+            if (j.archive_request) check_download(j, got[*j.archive_request]);
             Result r{.path = j.result.path, .verdict = Verdict::Valid};
             if (j.is_unsigned()) {
                 // Step 4 skipped: nothing to authenticate with.
@@ -822,11 +886,13 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                              "size and sha256 equal the unsigned index record's, info/index.json "
                                              "names the package");
             } else {
-                if (!j.cached) j.sig_text = read_sig_text(j.sig.get(), sig_display);
+                // The channel's own .sig, for a cached copy too.
+                check_sig_download(j, got[j.sig_request.value()]);
+                j.sig_text = read_sig_text(j.sig.get(), sig_display);
                 const SigFile sig = parse_sig_file(j.sig_text, sig_display);
                 judge.refuse_revoked(sig);
                 r = verifier.verify_digest_sig(j.trusted.sha256, sig, j.result.path);
-                KeyJudge::apply_allowed(r, trust);
+                apply_allowed_keys(r, trust);
                 if (r.verdict != Verdict::Valid) {
                     j.result = r;
                     return;
@@ -849,38 +915,20 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                     "carries a {} script ({}), and the policy refuses link scripts", kind, script));
                         }
             }
-            // Every other folder that claims the package, in every package
-            // directory, leaves the top level first (all or none): one that
-            // cannot refuses the package with nothing placed or moved.
-            j.cleaned = claimants.clear(j.url->name, j.url->name.stem());
-            // Step 6: into place, in conda's layout.
-            target.place(lock, *j.staging,
-                         PlaceRequest{.fn = j.url->fn,
-                                      .archive_fd = j.archive.get(),
-                                      .sig_bytes = j.is_unsigned() ? std::nullopt
-                                                                   : std::optional<std::string>(j.sig_text),
-                                      .repodata_record_json = record_json(j, index_json),
-                                      .url = redact_url(j.url->url)});
-            j.placed = (target.path() / j.url->name.stem()).string();
+            j.record_json = record_json(j, index_json);
             j.result = r;
-            j.result.reason = fmt::format("{}; placed in {}", r.reason, j.placed);
-            j.unverified = j.is_unsigned();
+            j.ready = true;
         });
     };
-    // They run on worker threads as each package's two transfers end (at
-    // once for copies already in a package directory), while the others are
-    // still transferring.
+    // They run on worker threads as each package's transfers end (at once
+    // for cached copies of unsigned channels), while the others are still
+    // transferring.
     std::vector<int> left(jobs.size(), 0);  // transfers not yet ended, per job (the fetching thread's)
     std::size_t transferred = 0;             // jobs whose transfers all ended (the fetching thread's)
-    std::vector<std::size_t> job_of(reqs.size());
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-        if (jobs[i].refused || jobs[i].cached) continue;
-        left[i] = jobs[i].is_unsigned() ? 1 : 2;
-        for (int t = 0; t < left[i]; ++t) job_of[jobs[i].request + static_cast<std::size_t>(t)] = i;
-    }
+    for (const std::size_t i : job_of) ++left[i];
     WorkQueue queue;
     for (std::size_t i = 0; i < jobs.size(); ++i)
-        if (!jobs[i].refused && jobs[i].cached) queue.push(i);
+        if (!jobs[i].refused && left[i] == 0) queue.push(i);
     {
         const unsigned workers = o.jobs != 0 ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
         std::vector<std::jthread> pool;
@@ -906,6 +954,59 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                         queue.push(job_of[r]);
                     }
                 });
+    }
+
+    // Step 6, all or nothing: only when every package of the run passed,
+    // first every claimant of every package leaves the top level (held, so
+    // that one that cannot undoes the others), then each package is placed.
+    auto refused_count = [&] {
+        return o.refused_elsewhere + static_cast<std::size_t>(std::count_if(
+                                         jobs.begin(), jobs.end(), [](const Job& j) { return !j.ready; }));
+    };
+    if (refused_count() == 0) {
+        for (auto& j : jobs) {
+            guarded(j.result, [&] {
+                j.cleaned = claimants.clear(j.url->name, j.url->name.stem(), Claimants::Hold::Yes);
+            });
+            if (j.result.verdict == Verdict::Valid) continue;
+            j.ready = false;
+            claimants.restore();
+            for (auto& k : jobs) k.cleaned.clear();
+            break;
+        }
+    }
+    if (refused_count() == 0) {
+        for (auto& j : jobs) {
+            const Result verified = j.result;
+            guarded(j.result, [&] {
+                target.place(lock, *j.staging,
+                             PlaceRequest{.fn = j.url->fn,
+                                          .archive_fd = j.archive.get(),
+                                          .sig_bytes = j.is_unsigned() ? std::nullopt
+                                                                       : std::optional<std::string>(j.sig_text),
+                                          .repodata_record_json = j.record_json,
+                                          .url = redact_url(j.url->url)});
+                j.placed = (target.path() / j.url->name.stem()).string();
+                j.result.reason = fmt::format("{}; placed in {}", verified.reason, j.placed);
+                j.unverified = j.is_unsigned();
+            });
+            if (j.placed.empty()) {
+                // An I/O error: those placed before stay (each is whole), the rest are not placed.
+                j.ready = false;
+                break;
+            }
+        }
+        claimants.commit();
+    } else {
+        claimants.restore();
+    }
+    const std::size_t refused = refused_count();
+    for (auto& j : jobs) {
+        if (!j.ready || !j.placed.empty()) continue;
+        j.result.reason = fmt::format("{}; verified, not placed: {} other package{} of this run {} refused",
+                                      j.result.reason, refused, refused == 1 ? "" : "s",
+                                      refused == 1 ? "was" : "were");
+        j.unverified = j.is_unsigned();
     }
 
     // Once more, now that everything is placed: a claimant that appeared

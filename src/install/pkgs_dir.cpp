@@ -315,6 +315,10 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
         fs::write_all(out.get(), req.repodata_record_json, "info/repodata_record.json");
     }
     step(PlaceStep::RecordWritten);
+    // stage() made the folder 0700 (private while it is filled); conda's own
+    // are 0755, and every user of a shared package cache must read it. What
+    // is inside keeps the modes extract_package gave (as conda's extraction).
+    if (::fchmod(staging.folder_.get(), 0755) != 0) throw_errno("chmod staged folder");
     if (::syncfs(dir) != 0) throw_errno("syncfs " + path_.string());
     step(PlaceStep::Synced);
 

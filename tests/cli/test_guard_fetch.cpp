@@ -107,9 +107,27 @@ TEST_F(GuardFetch, JsonAndARefusal) {
     EXPECT_EQ(doc["packages"][0]["verdict"], "VALID");
     EXPECT_EQ(doc["packages"][1]["verdict"], "MISSING_SIG");
     EXPECT_EQ(doc["indexes"][0]["verdict"], "VALID");
-    ASSERT_EQ(doc["placed"].size(), 1u);
-    EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0"));
-    EXPECT_FALSE(stdfs::exists(pkgs() / beta_.filename()));
+    // All or nothing: alpha is verified, and not placed.
+    EXPECT_NE(doc["packages"][0]["reason"].get<std::string>().find(
+                  "verified, not placed: 1 other package of this run was refused"),
+              std::string::npos)
+        << doc["packages"][0]["reason"];
+    EXPECT_EQ(doc["placed"], json::array());
+    for (const char* folder : {"alpha-1.0-0", "beta-1.0-0"}) EXPECT_FALSE(stdfs::exists(pkgs() / folder));
+    for (const auto& p : {alpha_, beta_}) EXPECT_FALSE(stdfs::exists(pkgs() / p.filename()));
+}
+
+TEST_F(GuardFetch, A2_a_refusal_places_nothing_and_the_summary_says_so) {
+    stdfs::remove(beta_.string() + ".sig");
+    const RunResult r = g({url(alpha_), url(beta_)});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.out.find("1 of 2 packages refused; nothing was placed (1 verified but not placed because of the "
+                         "refusal)\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_EQ(r.out.find("verified and placed"), std::string::npos) << r.out;
+    EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-1.0-0"));
+    EXPECT_FALSE(stdfs::exists(pkgs() / alpha_.filename()));
 }
 
 TEST_F(GuardFetch, A1_signatures_none_shows_each_UNVERIFIED_package_and_exits_0) {

@@ -182,8 +182,10 @@ TEST_F(GuardGate, A8_record_sha256_disagreeing_with_the_signed_index_is_refused)
     EXPECT_NE(doc["packages"][0]["reason"].get<std::string>().find("sha256"), std::string::npos);
     EXPECT_TRUE(doc["packages"][0]["placed"].is_null());
     EXPECT_EQ(doc["packages"][1]["verdict"], "VALID");
+    EXPECT_TRUE(doc["packages"][1]["placed"].is_null()) << "all or nothing";
     EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-1.0-0"));
     EXPECT_FALSE(stdfs::exists(pkgs() / alpha_.filename()));
+    EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0"));
 }
 
 TEST_F(GuardGate, A8_record_md5_disagreeing_with_the_signed_index_is_refused) {
@@ -206,7 +208,12 @@ TEST_F(GuardGate, A7_record_naming_another_package_than_its_url_is_refused) {
             << doc["packages"][0]["reason"];
         EXPECT_EQ(doc["packages"][0]["url"], url(alpha_));
         EXPECT_EQ(doc["packages"][1]["verdict"], "VALID") << "the others are still judged";
+        // ...and, as the record refused before the gate is a refusal of the run, not placed.
+        EXPECT_TRUE(doc["packages"][1]["placed"].is_null()) << field;
+        EXPECT_NE(doc["packages"][1]["reason"].get<std::string>().find("verified, not placed"), std::string::npos)
+            << doc["packages"][1]["reason"];
         EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-1.0-0")) << field;
+        EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0")) << field;
     }
 }
 
@@ -214,6 +221,8 @@ TEST_F(GuardGate, A2_missing_package_signature) {
     stdfs::remove(beta_.string() + ".sig");
     json doc = answer(request({record(alpha_, "alpha"), record(beta_, "beta")}).dump(), 1);
     EXPECT_EQ(doc["packages"][0]["verdict"], "VALID");
+    EXPECT_TRUE(doc["packages"][0]["placed"].is_null()) << "a refusal places nothing of the run";
+    EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-1.0-0"));
     EXPECT_EQ(doc["packages"][1]["verdict"], "MISSING_SIG");
     EXPECT_TRUE(doc["packages"][1]["placed"].is_null());
     EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0"));

@@ -6,6 +6,7 @@
 #include <condaguard/install/gate.hpp>
 #include <condaguard/sys/json.hpp>
 #include <condaguard/trust/sigfile.hpp>
+#include <condaguard/trust/signer.hpp>
 
 #include "../support/fault_server.hpp"
 #include "../support/nginx.hpp"
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace condaguard;
@@ -683,11 +685,118 @@ TEST_F(Gate, DryRunOfAnUnsignedIndexSaysNothingWasAuthenticated) {
 }
 
 TEST_F(Gate, FoldersFollowTheRequestOrder) {
-    stdfs::remove(alpha_.string() + ".sig");
-    const auto rep = gate({url(alpha_), url(beta_)});
+    const auto rep = gate({url(beta_), url(alpha_)});
     ASSERT_EQ(rep.folders.size(), 2u);
-    EXPECT_EQ(rep.folders[0], std::nullopt);
-    EXPECT_EQ(rep.folders[1], (pkgs() / "beta-1.0-0").string());
+    EXPECT_EQ(rep.folders[0], (pkgs() / "beta-1.0-0").string());
+    EXPECT_EQ(rep.folders[1], (pkgs() / "alpha-1.0-0").string());
+}
+
+// The package directory's snapshot without the gate's own .condaguard (its
+// lock file and empty staging folder, made by the first run that locks it).
+std::map<std::string, std::string> outside_guard(std::map<std::string, std::string> m) {
+    std::erase_if(m, [](const auto& kv) { return kv.first.starts_with(".condaguard"); });
+    return m;
+}
+
+TEST_F(Gate, A7_one_refused_package_leaves_the_package_cache_as_it_was_for_the_whole_run) {
+    // alpha carries beta's (valid) signature: refused. beta is good, but a
+    // refusal must leave the cache exactly as it was: beta is not placed,
+    // and its claimant (which placing would have removed) stays.
+    stdfs::copy_file(beta_.string() + ".sig", alpha_.string() + ".sig", stdfs::copy_options::overwrite_existing);
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-b" / "info" / "index.json", R"({"name":"beta","version":"1.0","build":"0"})");
+    const auto before = snapshot(pkgs());
+    const GateReport rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    EXPECT_EQ(to_string(rep.packages[0].verdict), "INVALID") << rep.packages[0].reason;
+    EXPECT_EQ(to_string(rep.packages[1].verdict), "VALID") << rep.packages[1].reason;
+    EXPECT_NE(rep.packages[1].reason.find("verified, not placed: 1 other package of this run was refused"),
+              std::string::npos)
+        << rep.packages[1].reason;
+    EXPECT_EQ(rep.packages[1].reason.find("placed in"), std::string::npos) << rep.packages[1].reason;
+    EXPECT_EQ(rep.folders, (std::vector<std::optional<std::string>>{std::nullopt, std::nullopt}));
+    EXPECT_TRUE(rep.placed.empty());
+    EXPECT_TRUE(rep.cleaned.at(0).empty());
+    EXPECT_TRUE(rep.cleaned.at(1).empty());
+    EXPECT_EQ(outside_guard(snapshot(pkgs())), outside_guard(before));
+    EXPECT_TRUE(stdfs::is_empty(pkgs() / ".condaguard" / "staging"));
+}
+
+TEST_F(Gate, A14_claimant_refusing_one_package_puts_back_another_packages_claimants) {
+    // alpha passes everything and its claimant in a second directory can be
+    // moved; beta is claimed by a .condaguard folder, which the gate never
+    // removes (ERROR). Nothing of the run is placed, and alpha's claimant,
+    // moved before beta's refusal, is back where it was.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(pkgs() / "urls.txt", "");
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    write_file(other / ".condaguard" / "info" / "index.json", R"({"name":"beta","version":"1.0","build":"0"})");
+    options_.pkgs_dirs = {pkgs(), other};
+    const auto before = std::array{snapshot(pkgs()), snapshot(other)};
+    const GateReport rep = gate({url(alpha_), url(beta_)});
+    EXPECT_EQ(to_string(rep.packages.at(1).verdict), "ERROR") << rep.packages.at(1).reason;
+    EXPECT_NE(rep.packages.at(1).reason.find("also claims"), std::string::npos) << rep.packages.at(1).reason;
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_NE(rep.packages.at(0).reason.find("verified, not placed"), std::string::npos) << rep.packages.at(0).reason;
+    EXPECT_TRUE(rep.cleaned.at(0).empty());
+    EXPECT_TRUE(rep.placed.empty());
+    EXPECT_EQ(outside_guard(snapshot(pkgs())), outside_guard(before[0]));
+    // other's .condaguard is the claimant itself: only its lock and staging may be new.
+    auto without_gate_files = [](std::map<std::string, std::string> m) {
+        std::erase_if(m, [](const auto& kv) {
+            return kv.first == ".condaguard/lock" || kv.first.starts_with(".condaguard/staging");
+        });
+        return m;
+    };
+    EXPECT_EQ(without_gate_files(snapshot(other)), without_gate_files(before[1]));
+    EXPECT_TRUE(stdfs::is_empty(other / ".condaguard" / "staging"));
+}
+
+TEST_F(Gate, A5_cached_copy_with_another_keys_sig_is_judged_by_the_channels_own_sig) {
+    // The cache holds alpha's bytes from another channel, with that
+    // channel's FN.sig (by "other"). This channel allows only "chan" and
+    // serves chan's valid .sig: that one decides, and replaces the cached one.
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    const std::string fn = alpha_.filename().string();
+    const PrivateKey& other = keys_.add("other");
+    sign_file(pkgs() / fn, KeyName("other"), other);
+    ASSERT_NE(read_file(pkgs() / (fn + ".sig")), read_file(alpha_.string() + ".sig"));
+    trust_.allowed_keys = {"chan"};
+    const Result r = one(alpha_);
+    EXPECT_EQ(to_string(r.verdict), "VALID") << r.reason;
+    EXPECT_EQ(read_file(pkgs() / (fn + ".sig")), read_file(alpha_.string() + ".sig"));
+    // And the other way round: a cached .sig by an allowed key does not stand in for the channel's.
+    trust_.allowed_keys = {"other"};
+    sign_file(pkgs() / fn, KeyName("other"), other);
+    expect_refused(alpha_, Verdict::UntrustedKey, "does not allow");
+}
+
+TEST_F(Gate, A2_cached_copy_whose_channel_serves_no_sig_is_MISSING_SIG) {
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    stdfs::remove(alpha_.string() + ".sig");
+    expect_refused(alpha_, Verdict::MissingSig, ".sig");
+}
+
+TEST_F(Gate, A16_placed_folder_is_0755_as_condas_and_keeps_the_archives_modes) {
+    // conda's own folders are 0755 (every user of a shared cache reads
+    // them); members keep their mode less group/other write, never setuid.
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    const stdfs::path folder = pkgs() / "alpha-1.0-0";
+    auto mode = [](const stdfs::path& p) {
+        struct stat st {};
+        EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+        return st.st_mode & 07777;
+    };
+    EXPECT_EQ(mode(folder), 0755u);
+    EXPECT_EQ(mode(folder / "bin"), 0755u);
+    EXPECT_EQ(mode(folder / "info"), 0755u);
+    EXPECT_EQ(mode(folder / "bin" / "tool"), 0755u);
+    EXPECT_EQ(mode(folder / "info" / "index.json"), 0644u);
+    // Placed again over a folder that was there: still 0755.
+    write_file(folder / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    EXPECT_EQ(mode(folder), 0755u);
 }
 
 // ---- a channel the policy allows unsigned (signatures: none) --------------
@@ -807,6 +916,19 @@ TEST_F(GateUnsigned, A1_dry_run_of_signatures_none_is_UNVERIFIED_without_downloa
     EXPECT_EQ(rep.unverified_by.at(0), std::optional<std::string>("conda-forge"));
     EXPECT_EQ(rep.folders.at(0), std::nullopt);
     EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
+TEST_F(GateUnsigned, A1_signatures_none_package_not_placed_when_another_is_refused_stays_UNVERIFIED) {
+    allow_unsigned();
+    write_file(alpha_, read_file(alpha_) + "x");
+    write_file(pkgs() / "urls.txt", "");
+    const auto before = snapshot(pkgs());
+    const auto rep = gate({url(alpha_), url(beta_)});
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "INVALID") << rep.packages.at(0).reason;
+    EXPECT_EQ(to_string(rep.packages.at(1).verdict), "UNVERIFIED") << rep.packages.at(1).reason;
+    EXPECT_NE(rep.packages.at(1).reason.find("not placed"), std::string::npos) << rep.packages.at(1).reason;
+    EXPECT_EQ(rep.folders.at(1), std::nullopt);
+    EXPECT_EQ(outside_guard(snapshot(pkgs())), outside_guard(before));
 }
 
 // ---- over HTTP: Debian's nginx, and the fault-injecting server -------------
@@ -976,6 +1098,38 @@ TEST_F(GateHttp, A1_signatures_none_asks_the_server_for_no_sig) {
     serve_channel(srv);
     const Result r = one_url(srv.url(rel(alpha_)));
     EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+    for (const auto& req : srv.requests()) EXPECT_FALSE(req.target.ends_with(".sig")) << req.target;
+}
+
+TEST_F(GateHttp, A5_cached_copy_fetches_the_channels_sig_and_not_the_archive) {
+    Deadline d(30);
+    FaultServer srv;
+    serve_channel(srv);
+    ASSERT_EQ(to_string(one_url(srv.url(rel(alpha_))).verdict), "VALID");
+    const std::string fn = alpha_.filename().string();
+    sign_file(pkgs() / fn, KeyName("other"), keys_.add("other"));
+    trust_.allowed_keys = {"chan"};
+    const Result r = one_url(srv.url(rel(alpha_)));
+    EXPECT_EQ(to_string(r.verdict), "VALID") << r.reason;
+    EXPECT_EQ(srv.hits(rel(alpha_)), 1u) << "the cached bytes are re-hashed, not downloaded again";
+    EXPECT_EQ(srv.hits(rel(alpha_) + ".sig"), 2u) << "the channel's .sig is fetched for the cached copy";
+    EXPECT_EQ(read_file(pkgs() / (fn + ".sig")), read_file(alpha_.string() + ".sig"));
+    // The channel stops serving it: refused, although the cache has one.
+    srv.route(rel(alpha_) + ".sig", Route{.status = 404});
+    expect_refused_url(srv.url(rel(alpha_)), Verdict::MissingSig, ".sig");
+}
+
+TEST_F(GateHttp, A1_signatures_none_cached_copy_asks_for_no_sig_and_no_download) {
+    Deadline d(30);
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = "guard.yaml:3:17"};
+    FaultServer srv;
+    serve_channel(srv);
+    ASSERT_EQ(to_string(one_url(srv.url(rel(alpha_))).verdict), "UNVERIFIED");
+    const Result r = one_url(srv.url(rel(alpha_)));
+    EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+    EXPECT_EQ(srv.hits(rel(alpha_)), 1u);
     for (const auto& req : srv.requests()) EXPECT_FALSE(req.target.ends_with(".sig")) << req.target;
 }
 

@@ -17,13 +17,21 @@
 //     private file while it is hashed again, and otherwise the download is
 //     hashed in flight and capped at the record's size; size and sha256 must
 //     equal the record's.
-//  4. FILE.sig (fetched from the package's origin, 4 KiB cap) names a key
-//     that is not revoked, is allowed for the channel, and verifies on the
-//     digest already computed.
+//  4. FILE.sig (fetched from the package's origin, 4 KiB cap, for a cached
+//     copy too: a FN.sig found in a package directory may be another
+//     channel's, and is never used) names a key that is not revoked, is
+//     allowed for the channel, and verifies on the digest already computed.
 //  5. The same open file is extracted (package/extract.hpp) into a staging
 //     folder inside the package directory; its info/index.json must name the
 //     record's package; the policy's link_scripts rule holds.
-//  6. Every other top-level folder that claims the package (its info/ names
+//  6. All or nothing: only when every package of the run passed steps 1
+//     to 5 (and GateOptions::refused_elsewhere is 0) is anything placed or
+//     moved; otherwise each package that passed keeps its verdict (VALID,
+//     or UNVERIFIED) with no folder, its reason ending "verified, not
+//     placed: N other package(s) of this run was/were refused", and no
+//     package directory changes (but for the gate's own
+//     PKGS/.condaguard/lock and empty staging/). Then every other
+//     top-level folder that claims a package of the run (its info/ names
 //     it, or cannot be read as naming another: a planted sibling, a
 //     leftover), in EVERY package directory of pkgs_dirs, is moved out of
 //     the top level into that directory's PKGS/.condaguard/staging/ (under
@@ -33,7 +41,10 @@
 //     urls.txt; the package directories are searched once more afterwards.
 //     A claimant that cannot be moved (its directory read-only, not ours,
 //     locked by another run past the wait; or .condaguard itself) refuses
-//     the package (ERROR) with nothing placed and nothing moved.
+//     the package (ERROR), the claimants of the packages before it are put
+//     back, and nothing is placed. An I/O error while placing refuses that
+//     package (ERROR); those placed before it stay (each one whole), the
+//     rest are not placed.
 //
 // Unsigned by policy (ChannelTrust::unsigned_by_policy, the rule
 // "signatures: none"): no .sig is fetched for the channel's index or
@@ -62,6 +73,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace condaguard {
@@ -89,6 +101,18 @@ struct Revocation {
     std::string date;
 };
 
+// The policy's key rules, as the gate and the audit apply them to a signature.
+//
+// The BAD_KEY reason when `revoked` lists the key `fingerprint` (the key
+// named `key`), else none.
+std::optional<std::string> revoked_key_reason(
+    const std::function<std::optional<Revocation>(const std::string& fingerprint)>& revoked, std::string_view key,
+    const std::string& fingerprint);
+// A VALID result by a key that `trust` does not allow (neither its name nor
+// "sha256:FINGERPRINT" in allowed_keys, when that is not empty) becomes
+// UNTRUSTED_KEY; its reason names `channel` ("this channel" when empty).
+void apply_allowed_keys(Result& r, const ChannelTrust& trust, std::string_view channel = {});
+
 struct GateOptions {
     // conda's package directories in its order; packages are placed in the
     // first one (created when missing), the others are searched.
@@ -110,6 +134,10 @@ struct GateOptions {
     // index, dry_run_unsigned_reason), or UNVERIFIED when its channel is
     // unsigned by policy; pkgs_dirs is not touched and may be empty.
     bool dry_run = false;
+    // Packages of the same request that the caller refused before the gate
+    // (conda-guard gate refuses a record that disagrees with its URL): with
+    // any, nothing is placed, as when the gate refuses one itself.
+    std::size_t refused_elsewhere = 0;
 };
 
 inline constexpr const char* dry_run_reason =

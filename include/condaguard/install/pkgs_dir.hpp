@@ -150,7 +150,9 @@ public:
     // staging.folder_fd()), the archive, its signature and the record into
     // place, in this order, each step durable before the next:
     //   1. STAGING/archive (linked or copied), STAGING/sig,
-    //      STAGING/folder/info/repodata_record.json; syncfs;
+    //      STAGING/folder/info/repodata_record.json, STAGING/folder made
+    //      0755 (as conda's own folders: readable by every user of a shared
+    //      cache; what is inside keeps extract_package's modes); syncfs;
     //   2. whatever is at PKGS/STEM moves into STAGING (out of conda's sight);
     //   3. STAGING/archive -> PKGS/FN, STAGING/sig -> PKGS/FN.sig (rename
     //      replaces a file, or a link itself; anything else there is moved
