@@ -540,13 +540,19 @@ bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     return false;
 }
 
+// Where a NotFound came from: "on the server (HTTP 404)", or for file://
+// (no HTTP status) "in the channel folder".
+std::string not_found_where(const FetchResponse& r) {
+    return r.http_status != 0 ? fmt::format("on the server (HTTP {})", r.http_status) : "in the channel folder";
+}
+
 // Step 3 for a download: what the transfer loop brought.
 void check_download(const Job& j, const FetchResponse& body) {
     const char* record = j.is_unsigned() ? "unsigned index record" : "signed record";
     if (body.outcome == FetchOutcome::TooLarge)
         throw invalid(fmt::format("download is larger than the {}'s size", record));
     if (body.outcome == FetchOutcome::NotFound)
-        throw VerdictError(Verdict::Error, fmt::format("not on the server (HTTP {})", body.http_status));
+        throw VerdictError(Verdict::Error, "not " + not_found_where(body));
     if (body.outcome != FetchOutcome::Ok) throw VerdictError(Verdict::Error, "download failed: " + body.reason);
     if (body.bytes != j.trusted.size)
         throw invalid(fmt::format("download is {} bytes, the {} says {}", body.bytes, record, j.trusted.size));
@@ -557,7 +563,7 @@ void check_download(const Job& j, const FetchResponse& body) {
 void check_sig_download(const Job& j, const FetchResponse& sig) {
     const std::string& fn = j.url->fn;
     if (sig.outcome == FetchOutcome::NotFound)
-        throw VerdictError(Verdict::MissingSig, fmt::format("no {}.sig on the server (HTTP {})", fn, sig.http_status));
+        throw VerdictError(Verdict::MissingSig, fmt::format("no {}.sig {}", fn, not_found_where(sig)));
     if (sig.outcome == FetchOutcome::TooLarge)
         throw VerdictError(Verdict::BadSigFile, fmt::format("{}.sig is over {} bytes", fn, max_sig_file_bytes));
     if (sig.outcome != FetchOutcome::Ok)

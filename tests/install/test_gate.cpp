@@ -149,7 +149,7 @@ TEST_F(Gate, SeveralPackagesInOneRun) {
 
 TEST_F(Gate, A2_missing_package_signature) {
     stdfs::remove(alpha_.string() + ".sig");
-    expect_refused(alpha_, Verdict::MissingSig, ".sig");
+    expect_refused(alpha_, Verdict::MissingSig, ".sig in the channel folder");  // file://: no HTTP status to show
 }
 
 TEST_F(Gate, A3_key_absent) {
