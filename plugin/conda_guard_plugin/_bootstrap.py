@@ -62,11 +62,14 @@ def main(args):
         from conda.plugins.manager import get_plugin_manager
 
         pm = get_plugin_manager()  # conda's cached instance, entry points loaded
-        pm.register(plugin, name=NAME)  # None when the entry point registered it already
-        if pm.get_plugin(NAME) is not plugin:
-            refuse(f"another plugin is registered as {NAME}")
-        if pm.is_blocked(NAME):
-            refuse(f"the plugin {NAME} is blocked")
+        # None when conda's entry-point loader registered this very module
+        # already (under the module's name, conda_guard_plugin.plugin).
+        pm.register(plugin, name=NAME)
+        name = pm.get_name(plugin)
+        if name is None:
+            refuse(f"conda did not register the plugin (is another plugin registered as {NAME}?)")
+        if pm.is_blocked(name):
+            refuse(f"the plugin {name} is blocked")
         for hook in HOOKS:
             impls = getattr(pm.hook, hook).get_hookimpls()
             if not any(i.plugin is plugin and i.function is getattr(plugin, hook) for i in impls):

@@ -34,7 +34,9 @@ UntrackedRule classify_untracked(std::string_view path, const std::set<std::stri
     const std::string_view name = basename(path);
     if (name.ends_with(".pth") || name == "sitecustomize.py" || name == "usercustomize.py")
         return UntrackedRule::AlwaysReported;
-    if (path == "conda-meta/history" || path == "conda-meta/pinned") return UntrackedRule::CondaMeta;
+    // conda >= 25.11 also writes conda-meta/created_at into every new environment.
+    if (path == "conda-meta/history" || path == "conda-meta/pinned" || path == "conda-meta/created_at")
+        return UntrackedRule::CondaMeta;
     if (dirname(path) == "conda-meta" && name.ends_with(".json")) return UntrackedRule::CondaMeta;
     if (auto source = pycache_source(path); source && owned.contains(*source)) return UntrackedRule::OwnedPycache;
     return UntrackedRule::Reported;

@@ -357,6 +357,9 @@ TEST(AuditUntracked, rules) {
     const std::set<std::string, std::less<>> owned{"lib/python3.12/site-packages/a.py", "x.py"};
     EXPECT_EQ(classify_untracked("conda-meta/history", owned), UntrackedRule::CondaMeta);
     EXPECT_EQ(classify_untracked("conda-meta/pinned", owned), UntrackedRule::CondaMeta);
+    // Seen with real conda 26.7.1: written into every new environment.
+    EXPECT_EQ(classify_untracked("conda-meta/created_at", owned), UntrackedRule::CondaMeta);
+    EXPECT_EQ(classify_untracked("conda-meta/created_at.sh", owned), UntrackedRule::Reported);
     EXPECT_EQ(classify_untracked("conda-meta/zlib-1-0.json", owned), UntrackedRule::CondaMeta);
     EXPECT_EQ(classify_untracked("conda-meta/sub/x.json", owned), UntrackedRule::Reported);
     EXPECT_EQ(classify_untracked("lib/python3.12/site-packages/__pycache__/a.cpython-312.pyc", owned),

@@ -197,7 +197,7 @@ TEST_F(GuardPlugin, A19_status_disabled_when_conda_runs_without_plugins) {
     j = parse(r);
     EXPECT_EQ(j["state"], "loaded");
     EXPECT_EQ(j["no_plugins"], false);
-    EXPECT_EQ(j["registered_as"], "conda-guard");  // the stand-in names it by its entry point
+    EXPECT_EQ(j["registered_as"], "conda_guard_plugin.plugin");  // by its module, as conda 26.7.1 registers it
 }
 
 TEST_F(GuardPlugin, A19_status_not_loaded_when_conda_skips_the_plugin_module) {

@@ -88,7 +88,7 @@ const std::map<std::string, std::string> fake_conda_files = {
      "    def load_entrypoints(self, group):\n"
      "        for ep in importlib.metadata.entry_points(group=group):\n"
      "            try:\n"
-     "                self.register(ep.load(), name=ep.name)\n"
+     "                self.register(ep.load())\n"  // as conda 26.7.1: under the module's name
      "            except Exception as e:\n"
      "                print(f'Error while loading conda entry point: {ep.name} ({e})', file=sys.stderr)\n"
      "    def disable_external_plugins(self):\n"
@@ -184,9 +184,12 @@ protected:
 };
 
 // The plugin's three hooks, offered by exactly one registration.
-void expect_gate_registered(const json& rec) {
+// Registered once, by the bootstrap ("conda-guard") or, when the plugin is
+// also installed, by conda's entry-point loader (the module's name, as real
+// conda 26.7.1 registers it).
+void expect_gate_registered(const json& rec, const char* name = "conda-guard") {
     for (const char* hook : {"conda_post_solves", "conda_pre_commands", "conda_subcommands"})
-        EXPECT_EQ(rec["hooks"][hook], json::array({"conda-guard"})) << hook << ": " << rec.dump();
+        EXPECT_EQ(rec["hooks"][hook], json::array({name})) << hook << ": " << rec.dump();
 }
 
 }  // namespace
@@ -364,7 +367,7 @@ TEST_F(GuardWrap, ThePluginAlsoInstalledThroughItsEntryPointIsRegisteredOnce) {
     const RunResult r = wrap({"install", "x"});
     EXPECT_EQ(r.status, 0) << r.err;
     ASSERT_TRUE(conda_ran());
-    expect_gate_registered(record());
+    expect_gate_registered(record(), "conda_guard_plugin.plugin");
     EXPECT_EQ(r.err, "");  // the entry point loaded the very module the bootstrap imported
 }
 

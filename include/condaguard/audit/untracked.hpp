@@ -3,8 +3,9 @@
 // The rules, in order (the first that applies decides):
 //  1. Always reported, whatever follows: a *.pth file anywhere, and any
 //     sitecustomize.py or usercustomize.py (Python runs them at start-up).
-//  2. Ignored: conda's own bookkeeping, conda-meta/history and
-//     conda-meta/pinned, and the records themselves, conda-meta/*.json.
+//  2. Ignored: conda's own bookkeeping, conda-meta/history,
+//     conda-meta/pinned and conda-meta/created_at (conda >= 25.11), and the
+//     records themselves, conda-meta/*.json.
 //  3. Ignored: DIR/__pycache__/STEM.TAG.pyc (and .opt-N.pyc) when DIR/STEM.py
 //     is owned by a record: Python writes these next to owned sources.
 //  4. Everything else is reported.

@@ -33,14 +33,13 @@ class CondaPluginManager(pluggy.PluginManager):
                 if ep.group != group or ep.name in seen:
                     continue
                 seen.add(ep.name)
-                if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
-                    continue
                 try:
                     plugin = ep.load()
                 except Exception as err:  # §1: skipped, one stderr line
                     print(f"Error while loading conda entry point: {ep.name} ({err})", file=sys.stderr)
                     continue
-                if self.register(plugin, name=ep.name) is not None:
+                # conda 26.7.1: register(plugin), so under the module's name
+                if self.register(plugin) is not None:
                     count += 1
         return count
 
