@@ -37,8 +37,9 @@ int main(int argc, char** argv) {
         spec.format = i % 2 == 0 ? condaguard::PackageFormat::Conda : condaguard::PackageFormat::TarBz2;
         const std::size_t len = total_mb ? static_cast<std::size_t>(total_mb * 1000000 * weight(i) / weights)
                                          : static_cast<std::size_t>(40000 + (i % 7) * 8000);
-        spec.files = {{"lib/data.bin", noise.bytes(len)},
-                      {"bin/tool", "#!/bin/sh\necho " + spec.name + "\n"}};
+        // Paths of its own: installed together, no package overwrites another.
+        spec.files = {{"lib/" + spec.name + ".bin", noise.bytes(len)},
+                      {"bin/" + spec.name, "#!/bin/sh\necho " + spec.name + "\n"}};
         if (with_depends) spec.depends = {"python >=3.8", "zlib"};
         condaguard::test::build_package(dir, spec);
     }
