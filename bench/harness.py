@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -51,13 +52,14 @@ http { access_log off; sendfile on; keepalive_requests 100000;
 
 def timed_child(cmd, env=None, cwd=None):
     """Runs cmd; returns (seconds, rusage of that child)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
-    _, status, ru = os.wait4(p.pid, 0)
-    t = time.perf_counter() - t0
-    err = p.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit("benchmark command failed: %s\n%s" % (" ".join(cmd[:6]), err))
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe nobody reads while it runs
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
+        _, status, ru = os.wait4(p.pid, 0)
+        t = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            sys.exit("benchmark command failed: %s\n%s" % (" ".join(cmd[:6]), err.read().decode(errors="replace")))
     return t, ru
 
 

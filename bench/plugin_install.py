@@ -14,7 +14,8 @@ conda-meta by name only), so the gated side cannot win by installing less.
 Also prints the peak RSS of the conda-guard processes (sampled from
 /proc/PID/status VmHWM every 0.1 s while they run).
 The conda is the stand-in of the plugin tests (plugin/tests/standin_conda, in
-a throwaway venv), or --conda PATH (a real conda; never needed).
+a throwaway venv), or --conda PATH (a real conda; never needed; without the
+wrapper, the plugin must be installed in it: `conda-guard plugin install`).
 Exits 1 when gated is slower than ungated (after printing every figure).
 Usage: bench/plugin_install.py conda-sign conda-guard make_packages
          [--packages N] [--total-mb M] [--runs R] [--conda PATH]"""
