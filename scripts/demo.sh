@@ -5,8 +5,10 @@
 # signed channel published with conda-guard index and verified, and an edited
 # index and a rolled-back index refused; then the install gate fetching from a
 # local HTTP server into a package cache: a good package lands, a tampered one
-# is refused and the cache is unchanged. Each change it makes to a file is
-# printed as the shell command that makes it, before the verdict it causes.
+# is refused and the cache is unchanged; last, an environment linked from that
+# cache is audited, clean, then with one installed file changed. Each change
+# it makes to a file is printed as the shell command that makes it, before
+# the verdict it causes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
@@ -30,6 +32,11 @@ make_pkg() {  # name version build
     "$1" "$2" "$3" > "$root/info/index.json"
   printf '#!/bin/sh\necho %s\n' "$1" > "$root/bin/$1"
   (cd "$root" && find . -type f | sed 's|^\./||' | sort > info/files)
+  local sum size
+  sum=$(sha256sum "$root/bin/$1" | cut -d' ' -f1)
+  size=$(stat -c %s "$root/bin/$1")
+  printf '{"paths": [{"_path": "bin/%s", "path_type": "hardlink", "sha256": "%s", "size_in_bytes": %s}], "paths_version": 1}\n' \
+    "$1" "$sum" "$size" > "$root/info/paths.json"
   mkdir -p "$work/channel/noarch"
   tar -C "$root" -cjf "$work/channel/noarch/$1-$2-$3.tar.bz2" info bin
 }
@@ -104,6 +111,31 @@ step 'find pkgs ... | sha256sum   # the package cache before and after the refus
 echo "before: $before"
 echo "after:  $after"
 [ "$before" = "$after" ] || { echo "demo: the package cache changed" >&2; exit 1; }
+
+printf '\n== conda-guard audit: an installed environment against its signed packages ==\n'
+# What conda's link step does for hello: its files copied from the verified
+# folder into the prefix and a conda-meta record (spec section 4) written.
+link_hello() {
+  mkdir -p env/bin env/conda-meta
+  cp -p pkgs/hello-1.0-0/bin/hello env/bin/hello
+  python3 - pkgs/hello-1.0-0 env <<'PY'
+import json, sys
+folder, prefix = sys.argv[1], sys.argv[2]
+record = json.load(open(f"{folder}/info/repodata_record.json"))
+paths = json.load(open(f"{folder}/info/paths.json"))
+record.update(files=[p["_path"] for p in paths["paths"]], paths_data=paths,
+              extracted_package_dir=folder, requested_spec="hello",
+              link={"source": folder, "type": 1})
+json.dump(record, open(f"{prefix}/conda-meta/hello-1.0-0.json", "w"), indent=2)
+PY
+}
+step 'link hello from pkgs/hello-1.0-0 into env/ as conda does (bin/hello, conda-meta/hello-1.0-0.json)'
+link_hello
+expect 0 "$GUARD" audit -p env --pkgs-dir pkgs
+change "printf 'echo owned\\n' >> env/bin/hello" 'append a line to an installed file'
+change "printf 'import os\\n' > env/evil.pth" 'drop a .pth file into the environment'
+expect 1 "$GUARD" audit -p env --pkgs-dir pkgs
 printf '\nDemo done: signed packages verify; a tampered copy is INVALID and a stripped signature MISSING_SIG;\n'
 printf 'the signed channel verifies; an edited index is INVALID and a replayed older one ROLLBACK;\n'
-printf 'the gate places a verified package in the cache and refuses a tampered one, leaving the cache as it was.\n'
+printf 'the gate places a verified package in the cache and refuses a tampered one, leaving the cache as it was;\n'
+printf 'the audit finds the changed file and the untracked .pth in an environment linked from that cache.\n'

@@ -6,7 +6,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 # Only what meson.build names, the tests (nginx-light: the fetch and gate
-# tests' real server), the benchmarks (openssl, time; curl and bsdtar from
+# tests' real server; python3-pluggy: the wrapper tests' fake conda), the
+# benchmarks (openssl, time; curl and bsdtar from
 # libarchive-tools are the gate benchmark's reference) and the demo use.
 # scripts/fuzz.sh installs clang itself.
 $SUDO apt-get update

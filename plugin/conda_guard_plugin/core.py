@@ -19,13 +19,27 @@ and the answer one JSON object on stdout::
 
     {"version": 1, "command": "gate", "status": "ok" | "fail" | "error",
      "dry_run": bool, "indexes": [{"path", "verdict", "reason", ...}],
-     "packages": [{"fn", "url", "verdict", "reason", "placed": str | null}],
+     "packages": [{"fn", "url", "verdict", "reason", "placed": str | null,
+                   "cleaned": [str, ...],
+                   "unsigned_channel": str}],         # UNVERIFIED only
      "message": str}                                  # status "error" only
 
-with exit status 0 (every package VALID), 1 (a refusal) or 2 (an error).
-The plugin accepts only exit 0, status "ok", the same dry_run, exactly one
-VALID package per requested file name, and (outside a dry run) an absolute
-"placed" folder for each. Everything else refuses.
+with exit status 0 (every package VALID or UNVERIFIED), 1 (a refusal) or 2
+(an error). UNVERIFIED is the gate's word for a package of a channel that the
+local policy allows unsigned ("signatures: none"): nothing of it was
+authenticated, but it was hashed against its index record, checked for its
+identity and placed like a signed one; "unsigned_channel" names the policy
+rule (its match, e.g. conda-forge) and the index of such a channel is
+UNVERIFIED too. The plugin accepts only exit 0, status "ok", the same
+dry_run, exactly one package per requested file name, each VALID without
+"unsigned_channel" or UNVERIFIED with a non-empty "unsigned_channel" and
+reason (and then at least one UNVERIFIED index), every index VALID or
+UNVERIFIED, and (outside a dry run) an absolute "placed" folder for each.
+Everything else refuses. The plugin never decides UNVERIFIED itself; it
+prints a warning for each such package, even under --quiet.
+"cleaned" lists, per package, the folders (full paths, in any of
+pkgs_dirs) that claimed it and were removed before it was placed (planted
+siblings, leftovers); it is informational, empty when none.
 """
 
 from __future__ import annotations
@@ -60,6 +74,40 @@ EXPLICIT_URL_PATTERN = re.compile(
 
 class GateRefused(Exception):
     """The gate, or the plugin's check around it, refuses the operation."""
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A package the gate placed without authenticating it, because the
+    policy allows its channel unsigned."""
+
+    fn: str
+    channel: str  # the policy rule that allows it (its match)
+    reason: str
+
+
+@dataclass(frozen=True)
+class GateAnswer:
+    """What a clean gate answer says: the placed folder of every requested
+    file name (None in a dry run), and which of them are UNVERIFIED."""
+
+    placed: Dict[str, Optional[str]]
+    unverified: List[Unverified]
+
+    def warnings(self) -> List[str]:
+        """One line per UNVERIFIED package, as the plugin prints them."""
+        return [f"conda-guard: WARNING: {u.fn} from {u.channel} is UNVERIFIED: {u.reason}"
+                for u in self.unverified]
+
+    def summary(self, done: str, noun: str = "package") -> str:
+        """How many ``noun``s are ``done`` ("verified and placed"), then the
+        UNVERIFIED count and the channels the policy allows unsigned."""
+        valid = len(self.placed) - len(self.unverified)
+        if not self.unverified:
+            return f"{valid} {noun}{'s' if valid != 1 else ''} {done}"
+        channels = sorted({u.channel for u in self.unverified})
+        return (f"{valid} {done}, {len(self.unverified)} UNVERIFIED (policy allows unsigned "
+                f"channel{'s' if len(channels) != 1 else ''} {', '.join(channels)})")
 
 
 # ---------------------------------------------------------------------------
@@ -348,6 +396,28 @@ def _no_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return out
 
 
+def _unsigned_channel(item: Dict[str, Any]) -> Optional[str]:
+    """The policy rule of an UNVERIFIED package as the gate answered it, or
+    None when the item is not a well-formed UNVERIFIED answer."""
+    channel, reason = item.get("unsigned_channel"), item.get("reason")
+    if item.get("verdict") != "UNVERIFIED" or not isinstance(channel, str) or not channel.strip() \
+            or not isinstance(reason, str) or not reason.strip():
+        return None
+    return channel
+
+
+def _accepted(kind: str, item: Any) -> bool:
+    """VALID (a package without "unsigned_channel"), or UNVERIFIED as the gate
+    gives it for a channel its policy allows unsigned."""
+    if not isinstance(item, dict):
+        return False
+    if kind == "indexes":
+        return item.get("verdict") in ("VALID", "UNVERIFIED")
+    if item.get("verdict") == "VALID":
+        return "unsigned_channel" not in item
+    return _unsigned_channel(item) is not None
+
+
 def _refusals(response: Dict[str, Any]) -> List[str]:
     lines = []
     for kind, name_key in (("indexes", "path"), ("packages", "fn")):
@@ -355,15 +425,16 @@ def _refusals(response: Dict[str, Any]) -> List[str]:
         if not isinstance(items, list):
             continue
         for item in items:
-            if isinstance(item, dict) and item.get("verdict") != "VALID":
+            if isinstance(item, dict) and not _accepted(kind, item):
                 lines.append(f"{one_line(item.get(name_key, '?'))}  {one_line(item.get('verdict', '?'))}  "
                              f"{one_line(item.get('reason', ''))}")
     return lines
 
 
-def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> Dict[str, Optional[str]]:
-    """The placed folder of every requested file name, or GateRefused naming
-    each refused package (fn, verdict, reason) or what was wrong."""
+def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> GateAnswer:
+    """The placed folder of every requested file name and the UNVERIFIED
+    ones, or GateRefused naming each refused package (fn, verdict, reason) or
+    what was wrong."""
     try:
         response = json.loads(stdout.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as e:
@@ -387,9 +458,11 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> D
         raise GateRefused(f"conda-guard gate answered for {len(packages) if isinstance(packages, list) else 'no'} "
                           f"packages, {len(wanted)} were asked")
     refused = _refusals(response)
-    if refused:
-        raise GateRefused("\n".join(["conda-guard refused (exit 0 but not every package VALID)"] + refused))
+    if refused or not isinstance(response.get("indexes"), list):
+        raise GateRefused("\n".join(["conda-guard refused (exit 0 but not every package VALID or "
+                                      "UNVERIFIED by policy)"] + refused))
     placed: Dict[str, Optional[str]] = {}
+    unverified: List[Unverified] = []
     for item in packages:
         fn = item.get("fn")
         if not isinstance(fn, str) or fn not in wanted or fn in placed:
@@ -398,11 +471,16 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> D
         if not request["dry_run"] and not (isinstance(folder, str) and os.path.isabs(folder)):
             raise GateRefused(f"{fn}: conda-guard gate did not say where it placed the package")
         placed[fn] = folder
-    return placed
+        channel = _unsigned_channel(item)
+        if channel is not None:
+            unverified.append(Unverified(fn=fn, channel=one_line(channel), reason=one_line(item["reason"])))
+    if unverified and not any(i.get("verdict") == "UNVERIFIED" for i in response["indexes"]):
+        raise GateRefused("conda-guard gate answered UNVERIFIED packages without an UNVERIFIED index")
+    return GateAnswer(placed=placed, unverified=unverified)
 
 
 def run_gate(binary: str, request: Dict[str, Any], *,
-             timeout: Optional[float] = None) -> Dict[str, Optional[str]]:
+             timeout: Optional[float] = None) -> GateAnswer:
     """Runs ``BINARY gate`` with the request on stdin (stderr is the user's)."""
     if timeout is None:
         timeout = GATE_TIMEOUT_SECONDS

@@ -89,6 +89,11 @@ def _say(text: str) -> None:
         print(f"conda-guard: {text}", file=sys.stderr)
 
 
+def _warn(line: str) -> None:
+    """A line that --quiet does not silence (an UNVERIFIED package)."""
+    print(line, file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------
 # conda sign / conda guard
 
@@ -130,24 +135,29 @@ def conda_subcommands() -> Iterator[Any]:
 def _gate(records: List[Dict[str, Any]], checks_for: Any) -> None:
     """Runs the gate over ``records`` and, outside a dry run, the self-check
     built by ``checks_for(placed)``; raises CondaVerificationError on anything
-    but a clean verdict."""
+    but a clean verdict. A package the gate answers UNVERIFIED (its channel
+    allowed unsigned by the policy) passes with a warning on stderr that
+    --quiet does not silence, and is counted in the summary."""
     try:
         context = _context()
         dry_run = bool(getattr(context, "dry_run", False))
         request = core.build_request(command=_State.command, dry_run=dry_run,
                                      pkgs_dirs=list(context.pkgs_dirs), records=records)
-        placed = core.run_gate(_find(core.GUARD_BIN), request)
+        answer = core.run_gate(_find(core.GUARD_BIN), request)
+        for line in answer.warnings():
+            _warn(line)
         if dry_run:
-            _say(f"{len(records)} package records verified against the signed indexes, keys and "
-                 "policy; dry run: packages not downloaded, so their contents were not verified")
+            _say(answer.summary("verified against the signed indexes, keys and policy", noun="package record")
+                 + "; dry run: packages not downloaded, so their contents were not verified")
             return
+        placed = answer.placed
         from conda.core.package_cache_data import PackageCacheData, ProgressiveFetchExtract
 
         PackageCacheData.clear()
         core.self_check(checks_for(placed, PackageCacheData),
                         make_actions_for_record=ProgressiveFetchExtract.make_actions_for_record,
                         get_entry_to_link=PackageCacheData.get_entry_to_link)
-        _say(f"{len(records)} package{'s' if len(records) != 1 else ''} verified and placed")
+        _say(answer.summary("verified and placed"))
     except core.GateRefused as e:
         _refuse(str(e))
     except Exception as e:

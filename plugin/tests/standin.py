@@ -2,7 +2,9 @@
 temporary bin folder. It records its argv and stdin (calls.json beside it),
 then answers as scenario.json says; by default as `conda-guard gate` would,
 per the protocol in conda_guard_plugin/core.py, placing each package in
-`<pkgs>/<fn without extension>`."""
+`<pkgs>/<fn without extension>`. scenario "unverified" {fn: [channel, reason]}
+answers those UNVERIFIED (channel None: without "unsigned_channel"), with one
+UNVERIFIED index unless scenario "indexes" says otherwise."""
 
 from __future__ import annotations
 
@@ -37,20 +39,29 @@ if "stdout" in sc:
     sys.exit(sc.get("exit", 0))
 req = json.loads(data)
 packages = []
+unverified = sc.get("unverified", {})
 for r in req["records"]:
     verdict, reason = sc.get("verdicts", {}).get(r["fn"], ["VALID", "signed by MyKey"])
+    if r["fn"] in unverified:
+        verdict, reason = "UNVERIFIED", unverified[r["fn"]][1]
     placed = None
-    if not req["dry_run"] and verdict == "VALID" and not sc.get("no_placed"):
+    if not req["dry_run"] and verdict in ("VALID", "UNVERIFIED") and not sc.get("no_placed"):
         stem = r["fn"][:-8] if r["fn"].endswith(".tar.bz2") else r["fn"][:-6]
         placed = os.path.join(req["pkgs_dirs"][0], stem)
         os.makedirs(placed, exist_ok=True)
-    packages.append({"fn": r["fn"], "url": "redacted", "verdict": verdict, "reason": reason,
-                     "placed": placed})
+    item = {"fn": r["fn"], "url": "redacted", "verdict": verdict, "reason": reason, "placed": placed}
+    if r["fn"] in unverified and unverified[r["fn"]][0] is not None:
+        item["unsigned_channel"] = unverified[r["fn"]][0]
+    packages.append(item)
 if sc.get("drop"):
     packages = packages[: -sc["drop"]]
-status = sc.get("status", "ok" if all(p["verdict"] == "VALID" for p in packages) else "fail")
+indexes = sc.get("indexes", [{"path": "https://conda.anaconda.org/conda-forge/linux-64/repodata.json",
+                              "verdict": "UNVERIFIED", "reason": "index not authenticated"}]
+                  if unverified else [])
+status = sc.get("status", "ok" if all(p["verdict"] in ("VALID", "UNVERIFIED") for p in packages)
+                else "fail")
 out = {"version": 1, "command": "gate", "status": status,
-       "dry_run": sc.get("answer_dry_run", req["dry_run"]), "indexes": [], "packages": packages}
+       "dry_run": sc.get("answer_dry_run", req["dry_run"]), "indexes": indexes, "packages": packages}
 if "message" in sc:
     out["message"] = sc["message"]
 sys.stdout.write(json.dumps(out))

@@ -123,9 +123,47 @@ class Response(unittest.TestCase):
         return {"fn": fn, "url": "u", "verdict": "VALID", "reason": "ok", "placed": f"/p/{fn[:-6]}"}
 
     def test_clean_answer_maps_each_fn_to_its_folder(self) -> None:
-        placed = core.check_response(self.request(), 0, self.answer(
+        answer = core.check_response(self.request(), 0, self.answer(
             [self.valid("b-1-0.conda"), self.valid("a-1-0.conda")]))
-        self.assertEqual(placed, {"a-1-0.conda": "/p/a-1-0", "b-1-0.conda": "/p/b-1-0"})
+        self.assertEqual(answer.placed, {"a-1-0.conda": "/p/a-1-0", "b-1-0.conda": "/p/b-1-0"})
+        self.assertEqual(answer.unverified, [])
+
+    UNSIGNED_INDEX = {"path": "https://conda.anaconda.org/conda-forge/noarch/repodata.json",
+                      "verdict": "UNVERIFIED", "reason": "index not authenticated"}
+
+    def unverified(self, fn, channel="conda-forge"):
+        item = dict(self.valid(fn), verdict="UNVERIFIED", reason="not authenticated: policy rule x:1:1")
+        if channel is not None:
+            item["unsigned_channel"] = channel
+        return item
+
+    def test_A1_valid_and_unverified_mix_is_accepted_and_named(self) -> None:
+        answer = core.check_response(self.request(), 0, self.answer(
+            [self.valid("a-1-0.conda"), self.unverified("b-1-0.conda")], indexes=[self.UNSIGNED_INDEX]))
+        self.assertEqual(answer.placed, {"a-1-0.conda": "/p/a-1-0", "b-1-0.conda": "/p/b-1-0"})
+        self.assertEqual(answer.unverified, [core.Unverified(fn="b-1-0.conda", channel="conda-forge",
+                                                             reason="not authenticated: policy rule x:1:1")])
+        self.assertEqual(answer.warnings(), ["conda-guard: WARNING: b-1-0.conda from conda-forge is UNVERIFIED: "
+                                             "not authenticated: policy rule x:1:1"])
+        self.assertEqual(answer.summary("verified and placed"),
+                         "1 verified and placed, 1 UNVERIFIED (policy allows unsigned channel conda-forge)")
+
+    def test_A19_unverified_answers_that_do_not_fit_refuse(self) -> None:
+        a, b = self.valid("a-1-0.conda"), self.unverified("b-1-0.conda")
+        cases = {
+            "no unsigned_channel": (0, [a, self.unverified("b-1-0.conda", channel=None)], [self.UNSIGNED_INDEX], {}),
+            "empty unsigned_channel": (0, [a, self.unverified("b-1-0.conda", channel=" ")], [self.UNSIGNED_INDEX], {}),
+            "empty reason": (0, [a, dict(b, reason="")], [self.UNSIGNED_INDEX], {}),
+            "VALID with unsigned_channel": (0, [dict(a, unsigned_channel="conda-forge"), b], [self.UNSIGNED_INDEX], {}),
+            "no UNVERIFIED index": (0, [a, b], [], {}),
+            "exit 1": (1, [a, b], [self.UNSIGNED_INDEX], {}),
+            "status fail": (0, [a, b], [self.UNSIGNED_INDEX], {"status": "fail"}),
+            "no placed folder": (0, [a, dict(b, placed=None)], [self.UNSIGNED_INDEX], {}),
+            "lower-case word": (0, [a, dict(b, verdict="unverified")], [self.UNSIGNED_INDEX], {}),
+        }
+        for name, (code, packages, indexes, top) in cases.items():
+            with self.subTest(name), self.assertRaises(core.GateRefused):
+                core.check_response(self.request(), code, self.answer(packages, indexes=indexes, **top))
 
     def test_A19_same_fn_twice_instead_of_each_once_refuses(self) -> None:
         with self.assertRaises(core.GateRefused):

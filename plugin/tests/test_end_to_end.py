@@ -336,21 +336,24 @@ class EndToEnd(unittest.TestCase):
         self._assert_signed_or_refused(r, "hello-1.0-0")
 
     def test_A14_planted_folder_in_another_package_directory_never_linked(self):
-        """A claimant in a second package directory conda searches (today's
-        gate refuses the package naming it; moving it aside would also do)."""
+        """A claimant in a second package directory conda searches: without the
+        gate conda links it; the gate moves it out and conda links the
+        verified folder."""
         folder = self._claimant("hello-1.0-0.old", b"planted elsewhere\n")
         second = os.path.join(self.tmp.name, "pkgs2")
         os.mkdir(second)
         open(os.path.join(second, "urls.txt"), "w").close()
-        shutil.move(folder, os.path.join(second, "hello-1.0-0.old"))
+        planted = os.path.join(second, "hello-1.0-0.old")
+        shutil.move(folder, planted)
         dirs = {"CONDA_PKGS_DIRS": f"{self.ws.pkgs},{second}"}
-        r = self.conda("install", "-n", "x", "-y", "hello", env=dirs)
-        self._assert_signed_or_refused(r, "hello-1.0-0.old")
-        if r.returncode != 0:
-            self.assertFalse(os.path.exists(os.path.join(self.prefix, "conda-meta", "hello-1.0-0.json")))
-        r = self.conda("install", "-n", "x", "-y", "hello", "--no-plugins", env=dirs)
+        r = self.conda("create", "-n", "ctl", "-y", "hello", "--no-plugins", env=dirs)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(self.installed_bytes(), b"planted elsewhere\n", "without the gate it is linked")
+        with open(os.path.join(self.ws.envs, "ctl", SIGNED), "rb") as f:
+            self.assertEqual(f.read(), b"planted elsewhere\n", "without the gate it is linked")
+        r = self.conda("install", "-n", "x", "-y", "hello", env=dirs)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.installed_bytes(), b"hello, signed bytes\n")
+        self.assertFalse(os.path.lexists(planted), "the gate moved the claimant out")
 
     def test_A14_stand_in_links_a_planted_sibling_without_the_plugin(self):
         """The stand-in is faithful: without the gate, the planted folder is

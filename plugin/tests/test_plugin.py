@@ -269,6 +269,67 @@ class PostSolves(PluginTest):
         self.assertEqual(len(err.getvalue().strip().splitlines()), 1)
 
 
+class UnsignedByPolicy(PluginTest):
+    """A channel the policy allows unsigned (signatures: none): its packages
+    pass as the gate answered them, UNVERIFIED, and never silently."""
+
+    REASON = ("not authenticated: the policy's rule for 'conda-forge' (/home/u/.conda/guard.yaml:7:17) "
+              "allows this channel unsigned (signatures: none)")
+
+    def run_quietly(self, precs, quiet):
+        fakeconda.context.quiet = quiet
+        err = io.StringIO()
+        with redirect_stderr(err):
+            self.post_solve(precs)
+        return err.getvalue().strip().splitlines()
+
+    def test_A1_valid_and_unverified_mix_passes_with_one_warning_per_unverified_package(self) -> None:
+        precs = self.precs(5)
+        self.scenario(unverified={precs[1].fn: ["conda-forge", self.REASON],
+                                  precs[3].fn: ["conda-forge", self.REASON]})
+        lines = self.run_quietly(precs, quiet=False)
+        self.assertEqual(lines, [
+            f"conda-guard: WARNING: {precs[1].fn} from conda-forge is UNVERIFIED: {self.REASON}",
+            f"conda-guard: WARNING: {precs[3].fn} from conda-forge is UNVERIFIED: {self.REASON}",
+            "conda-guard: 3 verified and placed, 2 UNVERIFIED (policy allows unsigned channel conda-forge)",
+        ])
+        for p in precs:  # UNVERIFIED ones are placed and checked like the others
+            self.assertIn(("get_entry_to_link", "Record", p.fn), fakeconda.STATE.calls)
+
+    def test_A1_quiet_still_prints_each_unverified_warning(self) -> None:
+        precs = self.precs(2)
+        self.scenario(unverified={precs[0].fn: ["conda-forge", self.REASON]})
+        self.assertEqual(self.run_quietly(precs, quiet=True), [
+            f"conda-guard: WARNING: {precs[0].fn} from conda-forge is UNVERIFIED: {self.REASON}"])
+
+    def test_A1_dry_run_counts_unverified_records(self) -> None:
+        fakeconda.context.dry_run = True
+        precs = self.precs(2)
+        self.scenario(unverified={precs[0].fn: ["conda-forge", "dry run: " + self.REASON]})
+        lines = self.run_quietly(precs, quiet=False)
+        self.assertEqual(len(lines), 2)
+        self.assertIn("is UNVERIFIED: dry run", lines[0])
+        self.assertIn("1 UNVERIFIED (policy allows unsigned channel conda-forge)", lines[1])
+
+    def test_A19_unverified_without_its_policy_rule_refuses(self) -> None:
+        precs = self.precs(2)
+        self.scenario(unverified={precs[0].fn: [None, self.REASON]})
+        self.assertIn(f"{precs[0].fn}  UNVERIFIED", self.refused(self.post_solve, precs))
+        self.assertEqual(fakeconda.STATE.calls, [], "no self-check after a refusal")
+
+    def test_A19_unverified_without_an_unverified_index_refuses(self) -> None:
+        precs = self.precs(1)
+        self.scenario(unverified={precs[0].fn: ["conda-forge", self.REASON]}, indexes=[])
+        self.assertIn("without an UNVERIFIED index", self.refused(self.post_solve, precs))
+
+    def test_A19_unverified_in_a_failed_answer_refuses(self) -> None:
+        precs = self.precs(2)
+        self.scenario(unverified={precs[0].fn: ["conda-forge", self.REASON]},
+                      verdicts={precs[1].fn: ["MISSING_SIG", "no signature file"]})
+        msg = self.refused(self.post_solve, precs)
+        self.assertIn(f"{precs[1].fn}  MISSING_SIG", msg)
+
+
 class PreCommands(PluginTest):
     SHA = "c" * 64
     MD5 = "d" * 32

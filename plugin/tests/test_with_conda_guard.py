@@ -67,7 +67,7 @@ class RealCondaGuard(unittest.TestCase):
         return core.build_request(command="install", dry_run=dry_run, pkgs_dirs=[self.pkgs], records=[record])
 
     def test_placed_folder_is_answered_and_exists(self):
-        placed = core.run_gate(GUARD, self.request())
+        placed = core.run_gate(GUARD, self.request()).placed
         self.assertEqual(placed[self.fn], os.path.join(self.pkgs, "hello-1.0-0"))
         self.assertTrue(os.path.isfile(os.path.join(placed[self.fn], "info", "repodata_record.json")))
 
@@ -85,7 +85,7 @@ class RealCondaGuard(unittest.TestCase):
         self.assertIn("MISSING_SIG", str(e.exception))
 
     def test_dry_run_places_nothing(self):
-        placed = core.run_gate(GUARD, self.request(dry_run=True))
+        placed = core.run_gate(GUARD, self.request(dry_run=True)).placed
         self.assertEqual(placed, {self.fn: None})
         self.assertFalse(os.path.exists(self.pkgs))
 

@@ -10,15 +10,14 @@
 
 namespace condaguard::cli {
 
-namespace {
-
-// conda's prefix (sys.prefix): $CONDA_ROOT, else two levels above $CONDA_EXE (PREFIX/bin/conda).
 std::filesystem::path root_prefix(const std::map<std::string, std::string>& vars) {
     if (auto it = vars.find("CONDA_ROOT"); it != vars.end() && !it->second.empty()) return it->second;
     if (auto it = vars.find("CONDA_EXE"); it != vars.end() && !it->second.empty())
         return std::filesystem::path(it->second).parent_path().parent_path();
     return {};
 }
+
+namespace {
 
 TransportOptions transport(const CondaConfig& conda, const Policy& policy, const Reporter& out) {
     TransportOptions t;
@@ -122,6 +121,8 @@ GateOptions gate_options(const GateSetup& s, const Reporter& out) {
             }
             if (rule->channel_id) t.channel_id = rule->channel_id->value;
             t.index_required = rule->index.value == IndexRule::Required;
+            if (rule->signatures.value == SignatureRule::None)
+                t.unsigned_by_policy = ChannelTrust::Unsigned{.rule = rule->match, .source = rule->signatures.source};
         }
         return t;
     };

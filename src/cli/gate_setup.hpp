@@ -11,6 +11,7 @@
 #include "common.hpp"
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct GateSetupOptions {
     std::string state_dir;
     void add_to(CLI::App& app);
 };
+
+// conda's prefix (sys.prefix): $CONDA_ROOT, else two levels above $CONDA_EXE
+// (PREFIX/bin/conda); empty when neither is set.
+std::filesystem::path root_prefix(const std::map<std::string, std::string>& vars);
 
 struct GateSetup {
     Environment env;

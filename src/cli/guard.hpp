@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 
 namespace condaguard::cli {
 
@@ -39,5 +40,13 @@ void add_policy_command(GuardApp& g);
 void add_fetch_command(GuardApp& g);
 void add_gate_command(GuardApp& g);
 void add_plugin_command(GuardApp& g);
+// install, create, update, remove, env create, env update: conda with the gate
+// (guard_wrap.cpp). add_wrap_commands lists them in --help (and makes `env`
+// alone a usage error); run_if_wrapped runs them before CLI11 parses, since
+// everything after them is conda's (CLI11 would take `--`, or a word naming
+// another subcommand, for its own). Returns nullopt when argv names none.
+void add_wrap_commands(GuardApp& g);
+std::optional<int> run_if_wrapped(int argc, char** argv, const Reporter& out);
+void add_audit_command(GuardApp& g);
 
 }  // namespace condaguard::cli

@@ -223,6 +223,8 @@ int serve(const GateArgs& a, const Reporter& out) {
         if (!gated[i]) continue;
         answer.packages[i].result = report.packages.at(*gated[i]);
         answer.packages[i].folder = report.folders.at(*gated[i]);
+        answer.packages[i].cleaned = report.cleaned.at(*gated[i]);
+        answer.packages[i].unverified_by = report.unverified_by.at(*gated[i]);
     }
     return out.gate_answer(answer);
 }

@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
     GuardApp g;
     g.app.set_version_flag("--version", std::string(guard_prog) + " (condaguard) " CONDAGUARD_VERSION);
     g.app.require_subcommand(1);
-    g.app.footer("Exit status: 0 all VALID, 1 a verification failure, 2 usage or I/O error. See conda-guard(1).");
+    g.app.footer("Exit status: 0 all VALID, 1 a verification failure, 2 usage or I/O error; install, create, "
+                 "update, remove, env: conda's own, 2 when conda could not run with the gate. See conda-guard(1).");
     add_index_command(g);
     add_verify_channel_command(g);
     add_verify_command(g);
@@ -29,7 +30,10 @@ int main(int argc, char** argv) {
     add_fetch_command(g);
     add_gate_command(g);
     add_plugin_command(g);
+    add_wrap_commands(g);
+    add_audit_command(g);
     one_value_per_option(g.app);
+    if (const auto status = run_if_wrapped(argc, argv, g.out)) return *status;
     return run_main(g.app, argc, argv, g.out, [&] {
         for (auto& [sub, run] : g.runners)
             if (sub->parsed()) return run();

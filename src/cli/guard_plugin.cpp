@@ -18,14 +18,6 @@ namespace condaguard::cli {
 
 namespace {
 
-// The folder of this conda-guard binary (links resolved).
-std::filesystem::path exe_dir() {
-    std::error_code ec;
-    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (ec) throw CommandError(2, "cannot find where conda-guard is: /proc/self/exe: " + ec.message());
-    return exe.parent_path();
-}
-
 // NAME=VALUE for the child: this process's environment as it is.
 std::vector<std::string> child_environment(const std::map<std::string, std::string>& variables) {
     std::vector<std::string> env;
@@ -68,7 +60,7 @@ void add_plugin_command(GuardApp& g) {
         "install", "Copy the plugin into conda's Python (site-packages) with a dist-info naming its entry point");
     g.runners[install] = [conda, &g] {
         const Target t = target(*conda);
-        const std::filesystem::path here = exe_dir();
+        const std::filesystem::path here = running_exe_dir();
         const std::filesystem::path source = find_plugin_source(here, CONDAGUARD_PLUGIN_SOURCE_DIR);
         return g.out.plugin_installed(t.python, install_plugin(t.python, source, CONDAGUARD_VERSION, here));
     };

@@ -92,35 +92,6 @@ std::optional<std::string> optional_string(const nlohmann::json& j, const char* 
     return it->get<std::string>();
 }
 
-// The interpreter named on conda's #! line.
-stdfs::path shebang_python(const stdfs::path& conda) {
-    // Only the first line matters: one read of at most shebang_cap bytes
-    // (a regular file gives all it has up to that).
-    const fs::OpenedFile f = fs::open_untrusted(conda);
-    std::string head(shebang_cap, '\0');
-    const ssize_t n = ::read(f.fd.get(), head.data(), head.size());
-    if (n < 0) throw fs::errno_error("read " + conda.string());
-    head.resize(static_cast<std::size_t>(n));
-    if (!head.starts_with("#!"))
-        throw std::runtime_error(fmt::format("{} has no #! line and no python beside it", conda.string()));
-    const auto eol = head.find('\n');
-    if (eol == std::string::npos)
-        throw std::runtime_error(fmt::format("{}: its #! line is longer than {} bytes", conda.string(), shebang_cap));
-    std::string line = head.substr(2, eol - 2);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto first = line.find_first_not_of(" \t");
-    const auto last = line.find_last_not_of(" \t");
-    line = first == std::string::npos ? std::string() : line.substr(first, last - first + 1);
-    if (line.empty() || line.front() != '/' || line.find_first_of(" \t") != std::string::npos)
-        throw std::runtime_error(fmt::format(
-            "{}: its #! line \"{}\" is not an absolute path to an interpreter without arguments", conda.string(),
-            line));
-    if (!is_executable_file(line))
-        throw std::runtime_error(fmt::format("{}: its #! line names {}, which is not an executable file",
-                                             conda.string(), line));
-    return line;
-}
-
 // A folder made under a fresh temporary name inside `dir`, removed again
 // unless released.
 class TempFolder {
@@ -312,6 +283,41 @@ stdfs::path choose_conda(const std::string& option, const std::map<std::string, 
         }
     }
     throw std::runtime_error("no conda: give --conda CONDA_EXE, set CONDA_EXE, or put conda on PATH");
+}
+
+stdfs::path shebang_python(const stdfs::path& conda) {
+    // Only the first line matters: one read of at most shebang_cap bytes
+    // (a regular file gives all it has up to that).
+    const fs::OpenedFile f = fs::open_untrusted(conda);
+    std::string head(shebang_cap, '\0');
+    const ssize_t n = ::read(f.fd.get(), head.data(), head.size());
+    if (n < 0) throw fs::errno_error("read " + conda.string());
+    head.resize(static_cast<std::size_t>(n));
+    if (!head.starts_with("#!"))
+        throw std::runtime_error(fmt::format("{} has no #! line and no python beside it", conda.string()));
+    const auto eol = head.find('\n');
+    if (eol == std::string::npos)
+        throw std::runtime_error(fmt::format("{}: its #! line is longer than {} bytes", conda.string(), shebang_cap));
+    std::string line = head.substr(2, eol - 2);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto first = line.find_first_not_of(" \t");
+    const auto last = line.find_last_not_of(" \t");
+    line = first == std::string::npos ? std::string() : line.substr(first, last - first + 1);
+    if (line.empty() || line.front() != '/' || line.find_first_of(" \t") != std::string::npos)
+        throw std::runtime_error(fmt::format(
+            "{}: its #! line \"{}\" is not an absolute path to an interpreter without arguments", conda.string(),
+            line));
+    if (!is_executable_file(line))
+        throw std::runtime_error(fmt::format("{}: its #! line names {}, which is not an executable file",
+                                             conda.string(), line));
+    return line;
+}
+
+stdfs::path running_exe_dir() {
+    std::error_code ec;
+    const stdfs::path exe = stdfs::read_symlink("/proc/self/exe", ec);
+    if (ec) throw std::runtime_error("cannot find where this program is: /proc/self/exe: " + ec.message());
+    return exe.parent_path();
 }
 
 CondaPython find_conda_python(const stdfs::path& conda, const std::vector<std::string>& env) {

@@ -66,6 +66,16 @@ inline constexpr std::size_t python_output_cap = std::size_t{1} << 20;
 // The most of conda's first line read for its #! line.
 inline constexpr std::size_t shebang_cap = 4096;
 
+// The interpreter named on the #! line of `conda` (a regular file, opened
+// without following links): an absolute path to an executable file, without
+// arguments. Throws std::runtime_error (no #! line, a relative path or one
+// with arguments, not executable) or std::system_error (cannot be read).
+std::filesystem::path shebang_python(const std::filesystem::path& conda);
+
+// The folder of the running binary (/proc/self/exe, links resolved).
+// Throws std::runtime_error.
+std::filesystem::path running_exe_dir();
+
 // The interpreter: PREFIX/bin/python when `conda` is PREFIX/bin/conda or
 // PREFIX/condabin/conda and that file is an executable regular file, else
 // the absolute path on conda's #! line (without arguments). Then asks it,

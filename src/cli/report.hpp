@@ -35,6 +35,8 @@
 #include <vector>
 
 namespace condaguard {
+struct AuditReport;    // audit/audit.hpp
+struct AuditProgress;  // audit/audit.hpp
 struct ChannelReport;  // channel/verify.hpp
 struct GateReport;     // install/gate.hpp
 struct GateProgress;   // install/gate.hpp
@@ -113,7 +115,9 @@ struct IndexSigner {
 struct GatePackage {
     std::string fn;
     Result result;                      // path: the package URL without credentials
-    std::optional<std::string> folder;  // the folder placed or proven, when VALID and not a dry run
+    std::optional<std::string> folder;  // the folder placed or proven, when VALID or UNVERIFIED and not a dry run
+    std::optional<std::string> unverified_by;  // UNVERIFIED: the policy rule allowing its channel unsigned
+    std::vector<std::string> cleaned;   // claimants moved out of a package directory (GateReport::cleaned)
 };
 
 struct GateAnswer {
@@ -152,16 +156,24 @@ public:
     // exits 1 when any package was left out. (report_channel.cpp)
     int index(const std::vector<SubdirReport>& subdirs, const std::optional<IndexSigner>& signer) const;
 
-    // fetch: the indexes' findings, then one line per package, then a
-    // summary line. (report_gate.cpp)
+    // fetch: the indexes' findings, then one line per package, one line
+    // "cleaned PATH (claimed NAME-VERSION-BUILD)" per folder removed, then a
+    // summary line; with --json each package also has "cleaned". Exit
+    // status and "status" as exit_status's, except that UNVERIFIED (only the
+    // gate's, by policy) counts as passing here and in gate_answer.
+    // (report_gate.cpp)
     int gate(const GateReport& report) const;
 
     // gate: always one JSON document on stdout, whatever --json says
     // (report_gate.cpp):
     //   {"version": 1, "command": "gate", "status": ok|fail|error, "dry_run",
     //    "indexes": [RESULT...],
-    //    "packages": [{"fn", "url", "verdict", "reason", "key", "fingerprint", "placed"}...]}
-    // where RESULT is to_json's and "placed" is the folder or null.
+    //    "packages": [{"fn", "url", "verdict", "reason", "key", "fingerprint", "placed", "cleaned"}...]}
+    // where RESULT is to_json's, "placed" is the folder or null, and
+    // "cleaned" the list (maybe empty) of folders that claimed the package
+    // and were removed from a package directory.
+    // An UNVERIFIED package also has "unsigned_channel": the policy rule
+    // (its match) that allows its channel unsigned.
     int gate_answer(const GateAnswer& answer) const;
     // gate, stopped before any verdict (bad request, unusable package
     // directory): "PROG: error: MESSAGE" on stderr and
@@ -187,6 +199,18 @@ public:
     //    "module_file", "entry_points", "problems"} (report_plugin.cpp)
     int plugin_status(const CondaPython& python, const PluginStatus& status, std::string_view version) const;
 
+    // audit: per package its record's line (PATH  VERDICT  reason), then one
+    // line per file with a finding, rpm -V style ("S5MLR" flags, '.' where a
+    // check passed; "missing"; "untracked"), then a summary line. Exit 0
+    // when every package is VALID and no file has a finding, 2 when any
+    // package is ERROR or the walk stopped, else 1. (report_audit.cpp)
+    //   {"version": 1, "command": "audit", "status", "prefix",
+    //    "packages": [{RESULT..., "fn", "tarball", "files_authenticated",
+    //                  "files_checked", "files": [{"path", "flags", "reason"}...]}...],
+    //    "untracked": [{"path", "flags", "reason"}...], "walk_error",
+    //    "summary": {"packages", "valid", "files_checked", "files_with_findings", "untracked", "bytes_hashed"}}
+    // where "flags" is a list of words: size, digest, mode, link, missing, untracked, record.
+    int audit(const std::filesystem::path& prefix, const AuditReport& report) const;
     // conda-sign --keygen, before the (slow) generation starts: text only.
     void generating_key() const;
     // conda-sign --keygen / --import-key: where the pair went.
@@ -235,6 +259,21 @@ private:
     bool enabled_;
     bool shown_ = false;
     std::chrono::steady_clock::time_point start_;
+};
+
+// The audit's progress: files and bytes hashed, on standard error, only
+// when it is a terminal and the output is not JSON. (report_audit.cpp)
+class AuditProgressLine {
+public:
+    explicit AuditProgressLine(const Reporter& out);
+    ~AuditProgressLine();
+    AuditProgressLine(const AuditProgressLine&) = delete;
+    AuditProgressLine& operator=(const AuditProgressLine&) = delete;
+    void show(const AuditProgress& p);
+
+private:
+    bool enabled_;
+    bool shown_ = false;
 };
 
 // Display width of escape_text(s) (code points, not bytes).

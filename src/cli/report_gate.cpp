@@ -1,6 +1,7 @@
 // The install gate's report and progress display (report.hpp), in their own
 // source so that only conda-guard links the install library.
 #include <condaguard/install/gate.hpp>
+#include <condaguard/package/name.hpp>
 
 #include "report.hpp"
 
@@ -11,15 +12,31 @@
 
 namespace condaguard::cli {
 
+namespace {
+
+// As exit_status, but UNVERIFIED passes: only the gate gives it, and only to
+// what its policy allows unsigned (every other command counts it a failure).
+int gate_exit_status(const std::vector<Result>& results) {
+    int code = 0;
+    for (const auto& r : results) code = std::max(code, r.verdict == Verdict::Unverified ? 0 : exit_code(r.verdict));
+    return code;
+}
+
+}  // namespace
+
 int Reporter::gate(const GateReport& report) const {
     std::vector<Result> all = report.indexes;
     all.insert(all.end(), report.packages.begin(), report.packages.end());
-    const int status = exit_status(all);
+    const int status = gate_exit_status(all);
     if (json) {
         nlohmann::json indexes = nlohmann::json::array();
         nlohmann::json packages = nlohmann::json::array();
         for (const auto& r : report.indexes) indexes.push_back(to_json(r));
-        for (const auto& r : report.packages) packages.push_back(to_json(r));
+        for (std::size_t i = 0; i < report.packages.size(); ++i) {
+            nlohmann::json j = to_json(report.packages[i]);
+            j["cleaned"] = report.cleaned.at(i);
+            packages.push_back(std::move(j));
+        }
         print_envelope("fetch", status,
                        {{"indexes", std::move(indexes)}, {"packages", std::move(packages)}, {"placed", report.placed}});
         return status;
@@ -29,10 +46,24 @@ int Reporter::gate(const GateReport& report) const {
     std::vector<const Result*> lines;
     for (const auto& r : all) lines.push_back(&r);
     print_result_lines(lines, width);
-    const auto refused = static_cast<std::size_t>(std::count_if(
-        report.packages.begin(), report.packages.end(), [](const Result& r) { return r.verdict != Verdict::Valid; }));
-    fmt::print("{} of {} package{} verified and placed{}\n", report.packages.size() - refused, report.packages.size(),
+    for (std::size_t i = 0; i < report.packages.size(); ++i) {
+        // The package's file name, from its URL (without a "#sha256" part).
+        const std::string& url = report.packages[i].path;
+        const std::string_view base = std::string_view(url).substr(0, url.find('#'));
+        const auto name = parse_package_file_name(base.substr(base.rfind('/') + 1));
+        for (const auto& folder : report.cleaned.at(i))
+            fmt::print("cleaned {} (claimed {})\n", escape_text(folder), escape_text(name ? name->stem() : url));
+    }
+    auto count = [&](auto pred) {
+        return static_cast<std::size_t>(std::count_if(report.packages.begin(), report.packages.end(), pred));
+    };
+    const std::size_t valid = count([](const Result& r) { return r.verdict == Verdict::Valid; });
+    const std::size_t unverified = count([](const Result& r) { return r.verdict == Verdict::Unverified; });
+    const std::size_t refused = report.packages.size() - valid - unverified;
+    fmt::print("{} of {} package{} verified and placed{}{}\n", valid, report.packages.size(),
                report.packages.size() == 1 ? "" : "s",
+               unverified ? fmt::format("; {} UNVERIFIED placed, as the policy allows unsigned", unverified)
+                          : std::string(),
                refused ? fmt::format("; {} refused, nothing of {} was placed", refused, refused == 1 ? "it" : "them")
                        : std::string());
     return status;
@@ -41,7 +72,7 @@ int Reporter::gate(const GateReport& report) const {
 int Reporter::gate_answer(const GateAnswer& answer) const {
     std::vector<Result> all = answer.indexes;
     for (const auto& p : answer.packages) all.push_back(p.result);
-    const int status = exit_status(all);
+    const int status = gate_exit_status(all);
     nlohmann::json indexes = nlohmann::json::array();
     nlohmann::json packages = nlohmann::json::array();
     for (const auto& r : answer.indexes) indexes.push_back(to_json(r));
@@ -51,6 +82,8 @@ int Reporter::gate_answer(const GateAnswer& answer) const {
         j["url"] = p.result.path;
         j["fn"] = p.fn;
         j["placed"] = p.folder ? nlohmann::json(*p.folder) : nlohmann::json(nullptr);
+        j["cleaned"] = p.cleaned;
+        if (p.unverified_by) j["unsigned_channel"] = *p.unverified_by;
         packages.push_back(std::move(j));
     }
     print_envelope("gate", status,

@@ -62,7 +62,8 @@ int Reporter::policy(const Policy& p) const {
                                 {"keys", std::move(keys)},
                                 {"index", sourced(to_string(c.index.value), c.index.source)},
                                 {"channel_id", c.channel_id ? sourced(c.channel_id->value, c.channel_id->source)
-                                                            : nlohmann::json(nullptr)}});
+                                                            : nlohmann::json(nullptr)},
+                                {"signatures", sourced(to_string(c.signatures.value), c.signatures.source)}});
         }
         auto seconds = [](const std::optional<Sourced<Seconds>>& s) {
             return s ? sourced(s->value.count(), s->source) : sourced(nullptr, default_source);
@@ -107,6 +108,10 @@ int Reporter::policy(const Policy& p) const {
         rows.push_back({k + ".index", std::string(to_string(c.index.value)), c.index.source});
         rows.push_back({k + ".channel_id", c.channel_id ? c.channel_id->value : "any",
                         c.channel_id ? c.channel_id->source : default_source});
+        rows.push_back({k + ".signatures",
+                        c.signatures.value == SignatureRule::None ? "none (unsigned: its packages are UNVERIFIED)"
+                                                                  : std::string(to_string(c.signatures.value)),
+                        c.signatures.source});
     }
     std::size_t kw = 0, vw = 0;
     for (const Row& r : rows) {

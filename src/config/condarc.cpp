@@ -28,14 +28,14 @@ using yaml::Node;
 enum class Key {
     Channels, DefaultChannels, ChannelAlias, CustomChannels, CustomMultichannels, SslVerify, ClientCert,
     ClientCertKey, ProxyServers, ConnectTimeout, ReadTimeout, MaxRetries, BackoffFactor, PkgsDirs, Offline,
-    UseZst, Subdirs, Subdir,
+    UseZst, Subdirs, Subdir, EnvsDirs,
 };
 
 struct KeyName {
     std::string_view name;
     Key key;
 };
-constexpr std::array<KeyName, 22> key_names{{
+constexpr std::array<KeyName, 24> key_names{{
     {"channels", Key::Channels},
     {"channel", Key::Channels},
     {"default_channels", Key::DefaultChannels},
@@ -58,6 +58,8 @@ constexpr std::array<KeyName, 22> key_names{{
     {"repodata_use_zst", Key::UseZst},
     {"subdirs", Key::Subdirs},
     {"subdir", Key::Subdir},
+    {"envs_dirs", Key::EnvsDirs},
+    {"envs_path", Key::EnvsDirs},
 }};
 
 std::optional<Key> key_of(std::string_view name) {
@@ -246,8 +248,10 @@ private:
         std::vector<std::string> out;
         if (!m.node) {
             std::string_view s = m.env_text;
+            // conda splits envs_dirs from the environment on os.pathsep, every other list on ','.
+            const char sep = m.name == "CONDA_ENVS_DIRS" || m.name == "CONDA_ENVS_PATH" ? ':' : ',';
             while (!s.empty()) {
-                const auto comma = s.find(',');
+                const auto comma = s.find(sep);
                 if (std::string item = trim(s.substr(0, comma)); !item.empty()) out.push_back(std::move(item));
                 s.remove_prefix(comma == std::string_view::npos ? s.size() : comma + 1);
             }
@@ -382,6 +386,22 @@ private:
                 stdfs::path e(std::move(n));
                 if (std::find(c.pkgs_dirs.value.begin(), c.pkgs_dirs.value.end(), e) == c.pkgs_dirs.value.end())
                     c.pkgs_dirs.value.push_back(std::move(e));
+            }
+        }
+
+        Sourced<std::vector<std::string>> envs;
+        merged_list(Key::EnvsDirs, envs);
+        if (envs.value.empty()) {
+            if (!env_.root_prefix.empty()) c.envs_dirs.value.push_back(env_.root_prefix / "envs");
+            c.envs_dirs.value.push_back(env_.home / ".conda" / "envs");
+        } else {
+            c.envs_dirs.source = envs.source;
+            for (const std::string& p : envs.value) {
+                std::string n = stdfs::path(expand(p, env_)).lexically_normal().string();
+                while (n.size() > 1 && n.ends_with("/")) n.pop_back();
+                stdfs::path e(std::move(n));
+                if (std::find(c.envs_dirs.value.begin(), c.envs_dirs.value.end(), e) == c.envs_dirs.value.end())
+                    c.envs_dirs.value.push_back(std::move(e));
             }
         }
 

@@ -11,8 +11,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <limits>
+#include <sys/stat.h>
 
 namespace condaguard {
 
@@ -208,6 +210,8 @@ private:
         }
         ChannelRule& rule = *it;
         rule.source = src(*match_node);
+        const Node* signatures_node = nullptr;  // this item's signatures, else its first other setting
+        const Node* conflict_node = nullptr;
         for (const auto& [k, v] : m.entries) {
             const std::string key = "channels." + k.scalar;
             if (k.scalar == "match") {
@@ -234,10 +238,32 @@ private:
                 const std::string& s = scalar(v, key, "a channel id");
                 if (s.empty() || s.find_first_of("\r\n") != std::string::npos) fail(v, key, "expected a channel id");
                 rule.channel_id = Sourced<std::string>{s, src(v)};
+            } else if (k.scalar == "signatures") {
+                rule.signatures = {choice<SignatureRule>(v, key, {{"required", SignatureRule::Required}, {"none", SignatureRule::None}}),
+                                   src(v)};
+                signatures_node = &v;
             } else {
-                fail(k, key, "unknown key (expected match, keys, index, channel_id)");
+                fail(k, key, "unknown key (expected match, keys, index, channel_id, signatures)");
             }
+            if (k.scalar != "signatures" && conflict_node == nullptr) conflict_node = &v;
         }
+        refuse_unsigned_conflicts(rule, signatures_node ? *signatures_node : conflict_node ? *conflict_node : *match_node);
+    }
+
+    // signatures: none leaves nothing to check a key, channel id or signed
+    // index against; the rule as merged so far (this file over earlier ones)
+    // may not ask for one. `at`: where in this file to point.
+    void refuse_unsigned_conflicts(const ChannelRule& rule, const Node& at) const {
+        if (rule.signatures.value != SignatureRule::None) return;
+        auto refuse = [&](std::string_view what, const std::string& source) {
+            fail(at, "channels.signatures",
+                 fmt::format("'signatures: none' ({}) conflicts with '{}' ({}) in the rule for {}: an unsigned channel "
+                             "has no key, channel id or signed index to check",
+                             rule.signatures.source, what, source, condaguard::quoted(rule.match)));
+        };
+        if (rule.keys) refuse("keys", rule.keys->source);
+        if (rule.channel_id) refuse("channel_id", rule.channel_id->source);
+        if (rule.index.value == IndexRule::Required) refuse("index: required", rule.index.source);
     }
 
     const std::string& file_;
@@ -247,6 +273,7 @@ private:
 }  // namespace
 
 std::string_view to_string(IndexRule r) noexcept { return r == IndexRule::Required ? "required" : "if-signed"; }
+std::string_view to_string(SignatureRule r) noexcept { return r == SignatureRule::None ? "none" : "required"; }
 std::string_view to_string(LinkScripts l) noexcept { return l == LinkScripts::Refuse ? "refuse" : "allow"; }
 
 bool AllowedKeys::allows(std::string_view key_name, std::string_view fp) const {
@@ -304,6 +331,10 @@ std::optional<std::string> read_policy_file(const stdfs::path& path, bool must_e
         dirfd = fs::open_secure_dir(dir);
     } catch (const fs::UnsafeDirectory& e) {
         if (e.fault().kind == fs::DirFaultKind::Missing && !must_exist) return std::nullopt;
+        // A default file that is not there is skipped, whatever its folder:
+        // nothing of an unsafe folder is read.
+        struct stat st {};
+        if (!must_exist && ::lstat(path.c_str(), &st) != 0 && errno == ENOENT) return std::nullopt;
         throw PolicyError(fmt::format("{}: cannot use the policy: {}", name, e.what()));
     }
     fs::OpenedFile f;

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <map>
 #include <mutex>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace condaguard {
@@ -202,6 +203,9 @@ struct IndexSlot {
     fs::Fd dirfd;
     Validators validators;
     fs::Fd body, sig;
+    // The policy allows this channel unsigned: no .sig is asked for.
+    std::optional<ChannelTrust::Unsigned> unsigned_by_policy;
+    std::size_t body_request = 0, sig_request = 0;  // in the first transfer (sig_request: signed only)
     bool fetch_failed = false;
     std::string failure;
     VerifiedIndex index;
@@ -225,6 +229,36 @@ FetchRequest index_request(const IndexSlot& s, bool zst, std::uint64_t cap) {
     return r;
 }
 
+// Step 1 for a channel the policy allows unsigned: read, not authenticated,
+// unless the channel was seen signed at this location (a downgrade).
+void read_index_unsigned_by_policy(IndexSlot& s, const ChannelPolicy& policy, StateStore& state) {
+    const ChannelTrust::Unsigned& rule = *s.unsigned_by_policy;
+    Result& r = s.index.result;
+    const std::string location = channel_location(s.key.channel_url);
+    const auto subdirs = state.subdirs_at(location);
+    const auto was = state.channel_at(location);
+    if (was || std::find(subdirs.begin(), subdirs.end(), s.key.subdir) != subdirs.end()) {
+        r = Result{.path = index_display(s.key),
+                   .verdict = Verdict::MissingSig,
+                   .reason = fmt::format(
+                       "the policy's rule for {} ({}) allows this channel unsigned, but {} was signed at this "
+                       "location before: refusing the downgrade (if it really stopped signing, forget it with {})",
+                       condaguard::quoted(rule.rule), rule.source,
+                       was ? fmt::format("channel {}", condaguard::quoted(*was)) : std::string("it"),
+                       was ? fmt::format("'conda-guard state reset {}'", *was)
+                           : std::string("'conda-guard state reset CHANNEL_ID'; 'conda-guard state show' lists them"))};
+        return;
+    }
+    s.index = read_unsigned_index(s.dir, s.key.subdir, policy);
+    r.path = index_display(s.key);
+    if (r.verdict != Verdict::Valid) return;
+    r.verdict = Verdict::Unverified;
+    r.reason = fmt::format("index not authenticated: the policy's rule for {} ({}) allows this channel unsigned "
+                           "(signatures: none); no signature was fetched",
+                           condaguard::quoted(rule.rule), rule.source);
+    for (const IndexRecord& rec : s.index.records()) s.by_fn.emplace(std::string(rec.fn), &rec);
+}
+
 // Fetches every index and its .sig into the private cache (conditional
 // requests; .zst first where the channel offers it), then verifies each.
 void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fetcher& fetcher, KeyJudge& judge, const KeyStore& store, StateStore& state, const Environment& env) {
@@ -236,12 +270,17 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
         stdfs::create_directories(s.dir);
         s.dirfd = fs::open_dir(s.dir);
         s.validators = read_validators(s.dirfd.get(), s.dir);
+        s.unsigned_by_policy = o.trust_for(channel_location(k.channel_url)).unsigned_by_policy;
         s.body = create_at(s.dirfd.get(), std::string(repodata_name) + ".part", s.dir.string());
-        s.sig = create_at(s.dirfd.get(), std::string(repodata_sig_name) + ".part", s.dir.string());
+        if (!s.unsigned_by_policy)
+            s.sig = create_at(s.dirfd.get(), std::string(repodata_sig_name) + ".part", s.dir.string());
     }
     std::vector<FetchRequest> reqs;
     for (auto* s : order) {
+        s->body_request = reqs.size();
         reqs.push_back(index_request(*s, s->validators.zst, o.max_index_bytes));
+        if (s->unsigned_by_policy) continue;
+        s->sig_request = reqs.size();
         reqs.push_back(FetchRequest{.url = fmt::format("{}/{}/{}", s->key.channel_url, s->key.subdir, repodata_sig_name),
                                .sink_fd = s->sig.get(),
                                .max_bytes = max_sig_file_bytes,
@@ -253,7 +292,7 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
     std::vector<IndexSlot*> retried;
     for (std::size_t i = 0; i < order.size(); ++i) {
         IndexSlot& s = *order[i];
-        if (s.validators.zst && got[2 * i].outcome == FetchOutcome::NotFound) {
+        if (s.validators.zst && got[s.body_request].outcome == FetchOutcome::NotFound) {
             s.validators = Validators{.zst = false};
             if (::ftruncate(s.body.get(), 0) != 0) throw fs::errno_error("truncate");
             retry.push_back(index_request(s, false, o.max_index_bytes));
@@ -264,10 +303,9 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
     for (std::size_t i = 0; i < order.size(); ++i) {
         IndexSlot& s = *order[i];
         const int d = s.dirfd.get();
-        FetchResponse body = got[2 * i];
+        FetchResponse body = got[s.body_request];
         for (std::size_t j = 0; j < retried.size(); ++j)
             if (retried[j] == &s) body = again[j];
-        const FetchResponse& sig = got[2 * i + 1];
         const std::string part = std::string(repodata_name) + ".part";
         const std::string sig_part = std::string(repodata_sig_name) + ".part";
         switch (body.outcome) {
@@ -287,6 +325,12 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
                             ? fmt::format("index is over the limit of {} bytes", o.max_index_bytes)
                             : fmt::format("index could not be fetched: {}", body.reason);
         }
+        if (s.unsigned_by_policy) {
+            // No .sig was asked for; one kept from an earlier run is not this index's.
+            remove_at(d, repodata_sig_name);
+            continue;
+        }
+        const FetchResponse& sig = got[s.sig_request];
         if (sig.outcome == FetchOutcome::Ok) {
             rename_at(d, sig_part, repodata_sig_name);
         } else {
@@ -309,6 +353,10 @@ void load_indexes(std::map<IndexKey, IndexSlot>& slots, const GateOptions& o, Fe
             continue;
         }
         ChannelPolicy policy{.channel_id = trust.channel_id, .max_index_bytes = o.max_index_bytes, .now = env.now()};
+        if (s->unsigned_by_policy) {
+            read_index_unsigned_by_policy(*s, policy, state);
+            continue;
+        }
         Verifier verifier(store);
         Result pre{.path = index_display(s->key)};
         guarded(pre, [&] {
@@ -362,8 +410,15 @@ struct Job {
     std::optional<Staging> staging;
     fs::Fd archive, sig;
     std::string sig_text;  // the .sig, as it was fetched or found
-    std::size_t request = 0;
+    std::size_t request = 0;  // the package's transfer, then its .sig's (signed only)
     std::string placed;  // the folder, once placed
+    std::vector<std::string> cleaned;  // claimants moved out of a package directory
+    // Placed from a channel unsigned by policy: `result` stays VALID through
+    // the claimant checks that follow placing, as for a signed package, and
+    // becomes UNVERIFIED when the report is made.
+    bool unverified = false;
+
+    bool is_unsigned() const { return index->unsigned_by_policy.has_value(); }
 };
 
 std::string record_json(const Job& j, const nlohmann::json& index_json) {
@@ -375,6 +430,19 @@ std::string record_json(const Job& j, const nlohmann::json& index_json) {
     rec["channel"] = redact_url(j.url->channel_url) + "/" + j.url->subdir;
     rec["subdir"] = j.url->subdir;
     return rec.dump();
+}
+
+// An UNVERIFIED package's reason: what allowed it, and what was checked.
+std::string unverified_reason(const ChannelTrust::Unsigned& rule, std::string_view checked) {
+    return fmt::format("not authenticated: the policy's rule for {} ({}) allows this channel unsigned (signatures: "
+                       "none); {}",
+                       condaguard::quoted(rule.rule), rule.source, checked);
+}
+
+// The rule behind an UNVERIFIED verdict, for the report.
+std::optional<std::string> unverified_rule(const Job& j) {
+    if (j.result.verdict != Verdict::Unverified || !j.is_unsigned()) return std::nullopt;
+    return j.index->unsigned_by_policy->rule;
 }
 
 // The record's timestamp in seconds (the index walk read it; conda's rule:
@@ -429,7 +497,7 @@ nlohmann::json extracted_index_json(int folder_fd) {
 // Step 2: the signed record, and what the URL and the policy say about it.
 void check_record(Job& j, const GateOptions& o, const Environment& env) {
     const Result& ir = j.index->index.result;
-    if (ir.verdict != Verdict::Valid)
+    if (ir.verdict != Verdict::Valid && !(ir.verdict == Verdict::Unverified && j.is_unsigned()))
         throw VerdictError(ir.verdict,
                            fmt::format("its index {} is {}: {}", ir.path, to_string(ir.verdict), ir.reason));
     const auto it = j.index->by_fn.find(j.url->fn);
@@ -466,14 +534,16 @@ bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     for (auto& d : dirs) {
         if (!d) continue;
         const CachedEntry e = d->inspect(j.url->fn);
-        if (e.archive != fs::FileKind::Regular || e.sig != fs::FileKind::Regular) continue;
+        if (e.archive != fs::FileKind::Regular || (e.sig != fs::FileKind::Regular && !j.is_unsigned())) continue;
         const fs::OpenedFile f = d->open_cached_tarball(j.url->fn);
         fs::Fd copy = j.staging->new_archive_file();
         if (!same_bytes(f.fd.get(), j.trusted, copy.get())) continue;
-        const fs::OpenedFile sig = d->open_cached_sig(j.url->fn);
-        const fs::CappedRead text = fs::read_capped(sig.fd.get(), max_sig_file_bytes, j.url->fn + ".sig");
-        if (text.too_big) continue;
-        j.sig_text = text.data;
+        if (!j.is_unsigned()) {
+            const fs::OpenedFile sig = d->open_cached_sig(j.url->fn);
+            const fs::CappedRead text = fs::read_capped(sig.fd.get(), max_sig_file_bytes, j.url->fn + ".sig");
+            if (text.too_big) continue;
+            j.sig_text = text.data;
+        }
         j.archive = std::move(copy);
         j.cached = true;
         return true;
@@ -481,16 +551,21 @@ bool find_cached(Job& j, std::vector<std::optional<PackageDir>>& dirs) {
     return false;
 }
 
-// Step 3 for a download: what the transfer loop brought.
-void check_download(const Job& j, const FetchResponse& body, const FetchResponse& sig) {
+// Step 3 for a download: what the transfer loop brought (`sig`: none for a
+// channel unsigned by policy).
+void check_download(const Job& j, const FetchResponse& body, const FetchResponse* sig_response) {
     const std::string& fn = j.url->fn;
-    if (body.outcome == FetchOutcome::TooLarge) throw invalid("download is larger than the signed record's size");
+    const char* record = j.is_unsigned() ? "unsigned index record" : "signed record";
+    if (body.outcome == FetchOutcome::TooLarge)
+        throw invalid(fmt::format("download is larger than the {}'s size", record));
     if (body.outcome == FetchOutcome::NotFound)
         throw VerdictError(Verdict::Error, fmt::format("not on the server (HTTP {})", body.http_status));
     if (body.outcome != FetchOutcome::Ok) throw VerdictError(Verdict::Error, "download failed: " + body.reason);
     if (body.bytes != j.trusted.size)
-        throw invalid(fmt::format("download is {} bytes, the signed record says {}", body.bytes, j.trusted.size));
-    if (body.sha256 != j.trusted.sha256) throw invalid("sha256 of the download does not match the signed record");
+        throw invalid(fmt::format("download is {} bytes, the {} says {}", body.bytes, record, j.trusted.size));
+    if (body.sha256 != j.trusted.sha256) throw invalid(fmt::format("sha256 of the download does not match the {}", record));
+    if (sig_response == nullptr) return;
+    const FetchResponse& sig = *sig_response;
     if (sig.outcome == FetchOutcome::NotFound)
         throw VerdictError(Verdict::MissingSig, fmt::format("no {}.sig on the server (HTTP {})", fn, sig.http_status));
     if (sig.outcome == FetchOutcome::TooLarge)
@@ -498,6 +573,127 @@ void check_download(const Job& j, const FetchResponse& body, const FetchResponse
     if (sig.outcome != FetchOutcome::Ok)
         throw VerdictError(Verdict::Error, fmt::format("{}.sig could not be fetched: {}", fn, sig.reason));
 }
+
+// Folders that claim a package, in every package directory: conda links any
+// top-level folder of any of them whose info/ matches the record
+// (conda-plugin spec §4), so every one but the folder the gate places must
+// leave the top level before conda runs. Shared by the worker threads; one
+// package is cleared at a time.
+class Claimants {
+public:
+    // dirs[0] is the target, locked by `target_lock`; the others are locked
+    // here on first need (and kept locked to the end of the run).
+    Claimants(const std::vector<std::optional<PackageDir>>& dirs, const PackageDirLock& target_lock)
+        : dirs_(dirs), target_lock_(target_lock), locks_(dirs.size()), unusable_(dirs.size()) {}
+
+    // Moves every top-level folder that claims `pkg`, in every package
+    // directory, out of the top level (into that directory's
+    // .condaguard/staging, then deleted without following a link), except
+    // `keep` in the target (place() replaces it). Returns their paths. In
+    // this order, so that a refusal leaves every directory as it was:
+    //  1. find them all; .condaguard claiming refuses (it is never removed,
+    //     and conda would link it);
+    //  2. lock every directory that holds one and make its staging folder
+    //     there: a directory that cannot be locked or written refuses here,
+    //     before anything has moved;
+    //  3. move each with one rename (a link is moved as a link, never
+    //     followed; conda skips links, so find_claimants never names one);
+    //     one that cannot be moved (EACCES of a read-only directory whose
+    //     .condaguard was writable, a foreign folder...) puts back those
+    //     already moved and refuses: all or none.
+    // Throws VerdictError(Error) naming the folder and its directory.
+    std::vector<std::string> clear(const PackageName& pkg, const std::string& keep) {
+        std::lock_guard guard(mutex_);
+        struct Found {
+            std::size_t dir;
+            std::string name;
+            std::optional<std::string> aside;
+        };
+        std::vector<Found> found;
+        for (std::size_t i = 0; i < dirs_.size(); ++i) {
+            if (!dirs_[i]) continue;
+            for (auto& name : dirs_[i]->find_claimants(pkg)) {
+                if (i == 0 && name == keep) continue;
+                if (name == ".condaguard" || name == "urls.txt")
+                    throw refusal(i, name, "and the gate never removes its own folder or conda's urls.txt");
+                found.push_back(Found{.dir = i, .name = std::move(name)});
+            }
+        }
+        std::vector<std::optional<Staging>> staging(dirs_.size());
+        for (const Found& f : found) {
+            if (staging[f.dir]) continue;
+            const PackageDirLock& held = lock(f.dir, f.name);
+            try {
+                staging[f.dir].emplace(dirs_[f.dir]->stage(held));
+            } catch (const std::system_error& e) {
+                throw refusal(f.dir, f.name, fmt::format("and that directory cannot be written: {}", e.what()));
+            }
+        }
+        // Those moved before the k-th, back where they were.
+        auto put_back = [&](std::size_t k) {
+            for (std::size_t b = k; b-- > 0;) {
+                const Found& m = found[b];
+                if (!m.aside) continue;
+                try {
+                    dirs_[m.dir]->put_back(held_lock(m.dir), *staging[m.dir], *m.aside, m.name);
+                } catch (const std::system_error&) {
+                    // Something new took its name: this one stays out (and is deleted).
+                }
+            }
+        };
+        for (std::size_t k = 0; k < found.size(); ++k) {
+            Found& f = found[k];
+            std::optional<std::string> error;
+            try {
+                f.aside = dirs_[f.dir]->move_aside(held_lock(f.dir), *staging[f.dir], f.name);
+            } catch (const std::system_error& e) {
+                error = e.what();
+            } catch (...) {
+                put_back(k);
+                throw;
+            }
+            if (error) {
+                put_back(k);
+                throw refusal(f.dir, f.name, fmt::format("and cannot be moved out of it: {}", *error));
+            }
+        }
+        std::vector<std::string> out;
+        for (const Found& f : found)
+            if (f.aside) out.push_back((dirs_[f.dir]->path() / f.name).string());
+        return out;  // the staging folders, and what was moved into them, are deleted here
+    }
+
+private:
+    VerdictError refusal(std::size_t dir, const std::string& name, const std::string& why) const {
+        return VerdictError(Verdict::Error, fmt::format("{} in package directory {} also claims this package, {}",
+                                                        condaguard::quoted(name), dirs_[dir]->path().string(), why));
+    }
+    const PackageDirLock& held_lock(std::size_t dir) const { return dir == 0 ? target_lock_ : *locks_[dir]; }
+    // The directory's lock, taken (and its leftover staging folders removed)
+    // on first need; a directory that could not be locked once is not tried
+    // again in this run.
+    const PackageDirLock& lock(std::size_t dir, const std::string& name) {
+        if (dir == 0 || locks_[dir]) return held_lock(dir);
+        if (!unusable_[dir]) {
+            try {
+                PackageDirLock held = dirs_[dir]->lock();
+                dirs_[dir]->clean_staging(held);
+                return locks_[dir].emplace(std::move(held));
+            } catch (const PackageDirBusy& e) {
+                unusable_[dir] = e.what();
+            } catch (const std::system_error& e) {
+                unusable_[dir] = e.what();
+            }
+        }
+        throw refusal(dir, name, fmt::format("and that directory cannot be locked: {}", *unusable_[dir]));
+    }
+
+    const std::vector<std::optional<PackageDir>>& dirs_;
+    const PackageDirLock& target_lock_;
+    std::vector<std::optional<PackageDirLock>> locks_;
+    std::vector<std::optional<std::string>> unusable_;  // why a directory could not be locked
+    std::mutex mutex_;
+};
 
 }  // namespace
 
@@ -512,10 +708,25 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     if (!o.dry_run) {
         if (o.pkgs_dirs.empty()) throw std::runtime_error("no package directory");
         dirs.emplace_back(PackageDir::open(o.pkgs_dirs.front(), CreateIfMissing::Yes));
+        std::vector<std::pair<dev_t, ino_t>> seen;
+        const auto identity = [](const PackageDir& d) {
+            const struct stat st = fs::fstat_or_throw(d.fd(), d.path().string());
+            return std::pair{st.st_dev, st.st_ino};
+        };
+        seen.push_back(identity(*dirs.front()));
         for (std::size_t i = 1; i < o.pkgs_dirs.size(); ++i) {
             try {
                 // conda follows a link to a package directory; so does the search.
-                dirs.emplace_back(PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No));
+                PackageDir d = PackageDir::open(stdfs::canonical(o.pkgs_dirs[i]), CreateIfMissing::No);
+                // One directory named twice (or through a link) is searched
+                // and locked once: its second lock would wait for the first.
+                const auto id = identity(d);
+                if (std::find(seen.begin(), seen.end(), id) != seen.end()) {
+                    dirs.emplace_back(std::nullopt);
+                    continue;
+                }
+                seen.push_back(id);
+                dirs.emplace_back(std::move(d));
             } catch (const std::system_error&) {
                 dirs.emplace_back(std::nullopt);
             }
@@ -554,6 +765,12 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                                    j.url->fn, redact_url(packages[k].url), j.url->fn));
             check_record(j, o, env);
             if (o.dry_run) {
+                if (j.is_unsigned()) {
+                    j.result.reason = unverified_reason(*j.index->unsigned_by_policy, "dry run: record found; the "
+                                                                                      "package itself was not fetched");
+                    j.result.verdict = Verdict::Unverified;
+                    return;
+                }
                 j.result.reason = j.index->index.guard ? dry_run_reason : dry_run_unsigned_reason;
                 j.result.verdict = Verdict::Valid;
                 return;
@@ -561,7 +778,7 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
             j.staging.emplace(dirs.front()->stage(*held));
             if (!find_cached(j, dirs)) {
                 j.archive = j.staging->new_archive_file();
-                j.sig = j.staging->new_archive_file();
+                if (!j.is_unsigned()) j.sig = j.staging->new_archive_file();
             }
             j.result.verdict = Verdict::Valid;  // so far
         });
@@ -569,21 +786,25 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     }
     if (o.dry_run) {
         for (auto& j : jobs) {
+            report.unverified_by.push_back(unverified_rule(j));
             report.packages.push_back(std::move(j.result));
             report.folders.emplace_back(std::nullopt);
+            report.cleaned.emplace_back();
         }
         return report;
     }
     const PackageDir& target = *dirs.front();
     const PackageDirLock& lock = *held;
+    Claimants claimants(dirs, lock);
     std::vector<FetchRequest> reqs;
     GateProgress total{.packages_total = jobs.size()};
     for (auto& j : jobs) {
         if (j.refused || j.cached) continue;
         j.request = reqs.size();
         reqs.push_back(FetchRequest{.url = j.url->url, .sink_fd = j.archive.get(), .max_bytes = j.trusted.size});
-        reqs.push_back(FetchRequest{.url = j.url->url + ".sig", .sink_fd = j.sig.get(),
-                                    .max_bytes = max_sig_file_bytes, .same_origin_only = true});
+        if (!j.is_unsigned())
+            reqs.push_back(FetchRequest{.url = j.url->url + ".sig", .sink_fd = j.sig.get(),
+                                        .max_bytes = max_sig_file_bytes, .same_origin_only = true});
         total.bytes_expected += j.trusted.size;
     }
     // Steps 4 to 6 for one package, once its bytes are there.
@@ -593,17 +814,23 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         guarded(j.result, [&] {
             const ChannelTrust trust = o.trust_for(channel_location(j.url->channel_url));
             const std::string sig_display = redact_url(j.url->url) + ".sig";
-            if (!j.cached) {
-                check_download(j, got[j.request], got[j.request + 1]);
-                j.sig_text = read_sig_text(j.sig.get(), sig_display);
-            }
-            const SigFile sig = parse_sig_file(j.sig_text, sig_display);
-            judge.refuse_revoked(sig);
-            Result r = verifier.verify_digest_sig(j.trusted.sha256, sig, j.result.path);
-            KeyJudge::apply_allowed(r, trust);
-            if (r.verdict != Verdict::Valid) {
-                j.result = r;
-                return;
+            if (!j.cached) check_download(j, got[j.request], j.is_unsigned() ? nullptr : &got[j.request + 1]);
+            Result r{.path = j.result.path, .verdict = Verdict::Valid};
+            if (j.is_unsigned()) {
+                // Step 4 skipped: nothing to authenticate with.
+                r.reason = unverified_reason(*j.index->unsigned_by_policy,
+                                             "size and sha256 equal the unsigned index record's, info/index.json "
+                                             "names the package");
+            } else {
+                if (!j.cached) j.sig_text = read_sig_text(j.sig.get(), sig_display);
+                const SigFile sig = parse_sig_file(j.sig_text, sig_display);
+                judge.refuse_revoked(sig);
+                r = verifier.verify_digest_sig(j.trusted.sha256, sig, j.result.path);
+                KeyJudge::apply_allowed(r, trust);
+                if (r.verdict != Verdict::Valid) {
+                    j.result = r;
+                    return;
+                }
             }
             // Step 5: the same open file, extracted (and hashed again on the way).
             extract_package(j.archive.get(), j.url->name, j.trusted, j.staging->folder_fd(), ExtractLimits{});
@@ -622,39 +849,34 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                     "carries a {} script ({}), and the policy refuses link scripts", kind, script));
                         }
             }
-            // A claimant the gate may not remove (in another package
-            // directory, or .condaguard) refuses before anything is placed.
-            for (const auto& d : dirs) {
-                if (!d) continue;
-                for (const auto& other : d->find_claimants(j.url->name)) {
-                    if (&*d == &target && other != ".condaguard") continue;  // removed once placed
-                    throw VerdictError(Verdict::Error,
-                                       fmt::format("{} in package directory {} also claims this package, and "
-                                                   "the gate may not remove it",
-                                                   condaguard::quoted(other), d->path().string()));
-                }
-            }
+            // Every other folder that claims the package, in every package
+            // directory, leaves the top level first (all or none): one that
+            // cannot refuses the package with nothing placed or moved.
+            j.cleaned = claimants.clear(j.url->name, j.url->name.stem());
             // Step 6: into place, in conda's layout.
             target.place(lock, *j.staging,
                          PlaceRequest{.fn = j.url->fn,
                                       .archive_fd = j.archive.get(),
-                                      .sig_bytes = j.sig_text,
+                                      .sig_bytes = j.is_unsigned() ? std::nullopt
+                                                                   : std::optional<std::string>(j.sig_text),
                                       .repodata_record_json = record_json(j, index_json),
                                       .url = redact_url(j.url->url)});
             j.placed = (target.path() / j.url->name.stem()).string();
             j.result = r;
             j.result.reason = fmt::format("{}; placed in {}", r.reason, j.placed);
+            j.unverified = j.is_unsigned();
         });
     };
     // They run on worker threads as each package's two transfers end (at
     // once for copies already in a package directory), while the others are
     // still transferring.
     std::vector<int> left(jobs.size(), 0);  // transfers not yet ended, per job (the fetching thread's)
+    std::size_t transferred = 0;             // jobs whose transfers all ended (the fetching thread's)
     std::vector<std::size_t> job_of(reqs.size());
     for (std::size_t i = 0; i < jobs.size(); ++i) {
         if (jobs[i].refused || jobs[i].cached) continue;
-        left[i] = 2;
-        job_of[jobs[i].request] = job_of[jobs[i].request + 1] = i;
+        left[i] = jobs[i].is_unsigned() ? 1 : 2;
+        for (int t = 0; t < left[i]; ++t) job_of[jobs[i].request + static_cast<std::size_t>(t)] = i;
     }
     WorkQueue queue;
     for (std::size_t i = 0; i < jobs.size(); ++i)
@@ -674,39 +896,37 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                     if (!progress) return;
                     GateProgress g = total;
                     g.bytes_done = p.bytes_done;
-                    g.packages_done = p.files_done / 2;
+                    g.packages_done = transferred;
                     progress(g);
                 },
                 [&](std::size_t r, const FetchResponse& response) {
                     got[r] = response;  // written before the push, read after the pop
-                    if (--left[job_of[r]] == 0) queue.push(job_of[r]);
+                    if (--left[job_of[r]] == 0) {
+                        ++transferred;
+                        queue.push(job_of[r]);
+                    }
                 });
     }
 
-    // Other folders that claim a placed package, in any package directory, go.
+    // Once more, now that everything is placed: a claimant that appeared
+    // meanwhile (written by something that does not take the lock) goes too,
+    // or the placed package becomes an ERROR.
     for (auto& j : jobs) {
         j.staging.reset();
         if (j.placed.empty() || j.result.verdict != Verdict::Valid) continue;
         guarded(j.result, [&] {
-            for (auto& d : dirs) {
-                if (!d) continue;
-                for (const auto& other : d->find_claimants(j.url->name)) {
-                    if (&*d == &target && other == j.url->name.stem()) continue;
-                    if (&*d != &target)
-                        throw VerdictError(Verdict::Error,
-                                           fmt::format("{} in package directory {} also claims this package, and "
-                                                       "only {} is ours to clean",
-                                                       condaguard::quoted(other), d->path().string(), target.path().string()));
-                    target.remove_folder(lock, other);
-                }
-            }
+            for (auto& path : claimants.clear(j.url->name, j.url->name.stem())) j.cleaned.push_back(std::move(path));
         });
         if (j.result.verdict == Verdict::Valid) report.placed.push_back(j.placed);
     }
     for (auto& j : jobs) {
-        const bool valid = j.result.verdict == Verdict::Valid && !j.placed.empty();
-        report.folders.push_back(valid ? std::optional<std::string>(j.placed) : std::nullopt);
+        if (j.unverified && j.result.verdict == Verdict::Valid) j.result.verdict = Verdict::Unverified;
+        const bool placed =
+            (j.result.verdict == Verdict::Valid || j.result.verdict == Verdict::Unverified) && !j.placed.empty();
+        report.folders.push_back(placed ? std::optional<std::string>(j.placed) : std::nullopt);
+        report.unverified_by.push_back(unverified_rule(j));
         report.packages.push_back(std::move(j.result));
+        report.cleaned.push_back(std::move(j.cleaned));
     }
     return report;
 }

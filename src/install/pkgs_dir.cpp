@@ -295,10 +295,10 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
         copy_all(req.archive_fd, out.get(), static_cast<std::uint64_t>(st.st_size), "copy archive");
     }
     step(PlaceStep::ArchiveStaged);
-    {
+    if (req.sig_bytes) {
         const fs::Fd out = fs::open_at_raw(dir, "sig", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
         if (!out) throw_errno("staging sig");
-        fs::write_all(out.get(), req.sig_bytes, "staging sig");
+        fs::write_all(out.get(), *req.sig_bytes, "staging sig");
     }
     step(PlaceStep::SigStaged);
     {
@@ -318,9 +318,11 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
     if (::syncfs(dir) != 0) throw_errno("syncfs " + path_.string());
     step(PlaceStep::Synced);
 
-    // 2. The old folder leaves the top level before its archive changes.
+    // 2. The old folder leaves the top level before its archive changes
+    // (gone in between, moved aside as a claimant of another package: fine).
     if (fs::kind_at(pkgs, stem) != fs::FileKind::Missing) {
-        rename_at(pkgs, stem, dir, "old-folder", RENAME_NOREPLACE, stem);
+        if (::renameat2(pkgs, stem.c_str(), dir, "old-folder", RENAME_NOREPLACE) != 0 && errno != ENOENT)
+            throw_errno("rename " + stem);
         fsync_dir(pkgs, path_.string());
     }
     step(PlaceStep::OldFolderMovedOut);
@@ -334,9 +336,14 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
         rename_at(dir, from, pkgs, to, 0, to);
         fsync_dir(pkgs, path_.string());
     };
+    if (!req.sig_bytes && fs::kind_at(pkgs, sig_name) != fs::FileKind::Missing) {
+        // No signature goes with this archive: an old one must not stay beside it.
+        rename_at(pkgs, sig_name, dir, "old-sig", RENAME_NOREPLACE, sig_name);
+        fsync_dir(pkgs, path_.string());
+    }
     put("archive", req.fn, "old-archive");
     step(PlaceStep::ArchivePlaced);
-    put("sig", sig_name, "old-sig");
+    if (req.sig_bytes) put("sig", sig_name, "old-sig");
     step(PlaceStep::SigPlaced);
 
     // 4. The folder, last.
@@ -395,6 +402,32 @@ void PackageDir::remove_folder(const PackageDirLock& held, std::string_view fold
     rename_at(fd_.get(), name, aside.dir_.get(), "removed", RENAME_NOREPLACE, name);
     fsync_dir(fd_.get(), path_.string());
     remove_tree_at(aside.dir_.get(), "removed");
+}
+
+std::optional<std::string> PackageDir::move_aside(const PackageDirLock& held, Staging& staging,
+                                                  std::string_view name) const {
+    check_held(held);
+    check_plain_name(name, "folder");
+    if (name == ".condaguard" || name == "urls.txt")
+        throw std::invalid_argument(fmt::format("{} is not a package folder", name));
+    if (!staging.dir_ || staging.spent_) throw std::logic_error("staging directory already placed");
+    const std::string from(name);
+    const std::string aside = fmt::format("aside-{}", staging.asides_++);
+    if (::renameat2(fd_.get(), from.c_str(), staging.dir_.get(), aside.c_str(), RENAME_NOREPLACE) != 0) {
+        if (errno == ENOENT) return std::nullopt;
+        throw_errno(fmt::format("move {} out of {}", from, path_.string()));
+    }
+    fsync_dir(fd_.get(), path_.string());
+    return aside;
+}
+
+void PackageDir::put_back(const PackageDirLock& held, Staging& staging, const std::string& aside,
+                          std::string_view name) const {
+    check_held(held);
+    check_plain_name(name, "folder");
+    check_plain_name(aside, "staged entry");
+    rename_at(staging.dir_.get(), aside, fd_.get(), std::string(name), RENAME_NOREPLACE, std::string(name));
+    fsync_dir(fd_.get(), path_.string());
 }
 
 void PackageDir::remove_entry(const PackageDirLock& held, std::string_view fn, RemoveArchive archive) const {

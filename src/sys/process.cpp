@@ -104,6 +104,17 @@ public:
             fail_rc(rc, "posix_spawnattr");
         }
     }
+    // An attached child: our signal mask and process group; the signals in
+    // `defaults` at their default action.
+    explicit SpawnAttr(const sigset_t& defaults) {
+        if (int rc = ::posix_spawnattr_init(&attr_); rc != 0) fail_rc(rc, "posix_spawnattr_init");
+        int rc = ::posix_spawnattr_setsigdefault(&attr_, &defaults);
+        if (rc == 0) rc = ::posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETSIGDEF);
+        if (rc != 0) {
+            ::posix_spawnattr_destroy(&attr_);
+            fail_rc(rc, "posix_spawnattr");
+        }
+    }
     ~SpawnAttr() { ::posix_spawnattr_destroy(&attr_); }
     SpawnAttr(const SpawnAttr&) = delete;
     SpawnAttr& operator=(const SpawnAttr&) = delete;
@@ -145,11 +156,16 @@ private:
     bool was_pending_ = false;
 };
 
-// A started child, killed (with its process group) and reaped if it has not
-// been reaped when this goes out of scope, e.g. on an exception.
+// Whether a child leads a process group of its own (run) or stays in ours
+// (run_attached).
+enum class Group { Own, Ours };
+
+// A started child, killed (with its process group when it has its own) and
+// reaped if it has not been reaped when this goes out of scope, e.g. on an
+// exception.
 class Child {
 public:
-    explicit Child(pid_t pid) noexcept : pid_(pid) {}
+    explicit Child(pid_t pid, Group group = Group::Own) noexcept : pid_(pid), group_(group) {}
     ~Child() {
         if (reaped_) return;
         kill_group();
@@ -161,9 +177,10 @@ public:
     Child& operator=(const Child&) = delete;
 
     pid_t pid() const noexcept { return pid_; }
+    bool reaped() const noexcept { return reaped_; }
     // Before the child is reaped its pid names its process group for sure.
     void kill_group() const noexcept {
-        if (!reaped_) ::kill(-pid_, SIGKILL);
+        if (!reaped_) ::kill(group_ == Group::Own ? -pid_ : pid_, SIGKILL);
     }
     // wait4 with `flags`; true once the child has been reaped.
     bool reap(int flags, int& status, rusage& ru) {
@@ -177,6 +194,7 @@ public:
 
 private:
     pid_t pid_;
+    Group group_;
     bool reaped_ = false;
 };
 
@@ -236,6 +254,19 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
     for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
     out.push_back(nullptr);
     return out;
+}
+
+// How the child ended, from waitpid's status, into a result with ending,
+// exit_code and signal.
+template <class Result>
+void take_wait_status(int status, Result& result) {
+    if (WIFEXITED(status)) {
+        result.exit_code = WEXITSTATUS(status);
+        result.ending = Ending::Exited;
+    } else if (WIFSIGNALED(status)) {
+        result.signal = WTERMSIG(status);
+        result.ending = Ending::Signaled;
+    }
 }
 
 }  // namespace
@@ -330,16 +361,122 @@ Outcome run(const Command& cmd) {
         child.reap(0, status, ru);
     }
 
-    if (WIFEXITED(status)) {
-        result.exit_code = WEXITSTATUS(status);
-        result.ending = Ending::Exited;
-    } else if (WIFSIGNALED(status)) {
-        result.signal = WTERMSIG(status);
-        result.ending = Ending::Signaled;
-    }
+    take_wait_status(status, result);
     if (timed_out) result.ending = Ending::TimedOut;
     result.max_rss_kib = ru.ru_maxrss;
     result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    return result;
+}
+
+namespace {
+
+// While an attached child runs, how often to look whether it has ended when
+// its message pipe is still open.
+constexpr std::chrono::milliseconds kAttachedPoll{100};
+
+// SIGINT and SIGQUIT ignored while this lives, as they were afterwards.
+class InterruptsIgnored {
+public:
+    InterruptsIgnored() {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        ::sigemptyset(&ignore.sa_mask);
+        if (::sigaction(SIGINT, &ignore, &old_int_) != 0) throw fs::errno_error("sigaction(SIGINT)");
+        if (::sigaction(SIGQUIT, &ignore, &old_quit_) != 0) {
+            const int e = errno;
+            ::sigaction(SIGINT, &old_int_, nullptr);
+            errno = e;
+            throw fs::errno_error("sigaction(SIGQUIT)");
+        }
+    }
+    ~InterruptsIgnored() {
+        ::sigaction(SIGQUIT, &old_quit_, nullptr);
+        ::sigaction(SIGINT, &old_int_, nullptr);
+    }
+    InterruptsIgnored(const InterruptsIgnored&) = delete;
+    InterruptsIgnored& operator=(const InterruptsIgnored&) = delete;
+
+private:
+    struct sigaction old_int_ {};
+    struct sigaction old_quit_ {};
+};
+
+// Every signal this process does not ignore now (SIGKILL and SIGSTOP, which
+// cannot be set, left out).
+sigset_t signals_not_ignored() {
+    sigset_t set;
+    ::sigemptyset(&set);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        struct sigaction now {};
+        if (::sigaction(sig, nullptr, &now) != 0) continue;  // a number the C library keeps for itself
+        if (now.sa_handler != SIG_IGN) ::sigaddset(&set, sig);
+    }
+    return set;
+}
+
+}  // namespace
+
+AttachedOutcome run_attached(const AttachedCommand& cmd) {
+    if (cmd.argv.empty()) throw std::invalid_argument("process::run_attached: empty argv");
+
+    Pipe message;
+    FileActions actions;
+    if (cmd.message_pipe) {
+        message = make_pipe();
+        // Above kMessageFd, so that dup2 makes the child's kMessageFd anew
+        // (without FD_CLOEXEC) and closefrom leaves nothing else.
+        if (message.write.get() <= kMessageFd) {
+            const int moved = ::fcntl(message.write.get(), F_DUPFD_CLOEXEC, kMessageFd + 1);
+            if (moved < 0) throw fs::errno_error("fcntl(F_DUPFD_CLOEXEC)");
+            message.write = fs::Fd(moved);
+        }
+        actions.dup2(message.write.get(), kMessageFd);
+        actions.close_from(kMessageFd + 1);
+    } else {
+        actions.close_from(3);
+    }
+    std::vector<char*> argv = c_strings(cmd.argv);
+    std::vector<char*> envp = c_strings(cmd.env);
+
+    // What the child starts with is decided before SIGINT and SIGQUIT are
+    // ignored here: they are at their default in the child unless our caller
+    // already ignored them.
+    const SpawnAttr attr(signals_not_ignored());
+    const InterruptsIgnored interrupts;
+    pid_t pid = -1;
+    if (int rc = ::posix_spawn(&pid, argv[0], actions.get(), attr.get(), argv.data(), envp.data()); rc != 0)
+        fail_rc(rc, "cannot run " + cmd.argv[0]);
+    Child child(pid, Group::Ours);
+    message.write.reset();
+
+    AttachedOutcome result;
+    int status = 0;
+    rusage ru{};
+    std::array<char, kChunk> buf;
+    if (message.read) {
+        set_nonblocking(message.read.get());
+        // Read the message while the child runs (it may write more than a
+        // pipe holds); once the pipe is closed, just wait.
+        while (message.read) {
+            pollfd p{.fd = message.read.get(), .events = POLLIN, .revents = 0};
+            const int n = ::poll(&p, 1, static_cast<int>(kAttachedPoll.count()));
+            if (n < 0 && errno != EINTR) throw fs::errno_error("poll");
+            if (n > 0) drain_once(message.read, result.message, cmd.message_cap, buf);
+            if (child.reap(WNOHANG, status, ru)) break;
+        }
+        // The child has ended (or closed the pipe): what it left in the pipe.
+        for (std::uint64_t seen = ~std::uint64_t{0}; message.read;) {
+            const std::uint64_t now = result.message.data.size() + result.message.dropped;
+            if (now == seen) break;
+            seen = now;
+            drain_once(message.read, result.message, cmd.message_cap, buf);
+        }
+    }
+    if (!child.reaped()) child.reap(0, status, ru);
+    message.read.reset();
+
+    take_wait_status(status, result);
     return result;
 }
 

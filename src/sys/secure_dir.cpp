@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -57,7 +60,31 @@ struct Level {
     stdfs::path path;
 };
 
+// The effective user's private group (Debian's and conda's default: a
+// group named like the user, the user's primary group, with no other
+// member listed), read once from the system's user and group databases.
+std::optional<gid_t> read_user_private_group() {
+    std::vector<char> buf(16384);
+    struct passwd pw {};
+    struct passwd* pwp = nullptr;
+    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &pwp) != 0 || pwp == nullptr) return std::nullopt;
+    const std::string user = pw.pw_name;
+    const gid_t gid = pw.pw_gid;
+    struct group gr {};
+    struct group* grp = nullptr;
+    if (::getgrgid_r(gid, &gr, buf.data(), buf.size(), &grp) != 0 || grp == nullptr) return std::nullopt;
+    if (user != gr.gr_name) return std::nullopt;
+    for (char** m = gr.gr_mem; m != nullptr && *m != nullptr; ++m)
+        if (user != *m) return std::nullopt;
+    return gid;
+}
+
 }  // namespace
+
+bool is_user_private_group(gid_t gid) {
+    static const std::optional<gid_t> upg = read_user_private_group();
+    return upg && *upg == gid;
+}
 
 std::optional<std::string> foreign_owner(const struct stat& st) {
     if (st.st_uid == 0 || st.st_uid == ::geteuid()) return std::nullopt;
@@ -65,7 +92,11 @@ std::optional<std::string> foreign_owner(const struct stat& st) {
 }
 
 std::optional<std::string> writable_by_others(const struct stat& st) {
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0) return std::nullopt;
+    const mode_t writable = st.st_mode & (S_IWGRP | S_IWOTH);
+    if (writable == 0) return std::nullopt;
+    // conda makes ~/.conda 02775: group write of the owner's private group
+    // lets nobody else in.
+    if (writable == S_IWGRP && st.st_uid == ::geteuid() && is_user_private_group(st.st_gid)) return std::nullopt;
     return fmt::format("writable by group or others (mode {:04o})", st.st_mode & 07777);
 }
 

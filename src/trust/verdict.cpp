@@ -18,6 +18,7 @@ std::string_view to_string(Verdict v) noexcept {
     case Verdict::Expired: return "EXPIRED";
     case Verdict::Rollback: return "ROLLBACK";
     case Verdict::Error: return "ERROR";
+    case Verdict::Unverified: return "UNVERIFIED";
     }
     return "ERROR";
 }

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sstream>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -69,6 +70,19 @@ TEST_F(GuardFetch, PlacesVerifiedPackagesOneLineEach) {
     EXPECT_EQ(r.err, "") << "no progress display in a pipe";
 }
 
+TEST_F(GuardFetch, A14_removed_claimant_is_reported_one_line_each) {
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-x" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    const RunResult r = g({url(alpha_)});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("\ncleaned " + (pkgs() / ".tmp-x").string() + " (claimed alpha-1.0-0)\n"), std::string::npos)
+        << r.out;
+    EXPECT_FALSE(stdfs::exists(pkgs() / ".tmp-x"));
+    const RunResult j = g({"--json", url(alpha_)});
+    ASSERT_EQ(j.status, 0) << j.out << j.err;
+    EXPECT_EQ(nlohmann::json::parse(j.out)["packages"][0]["cleaned"], nlohmann::json::array()) << j.out;
+}
+
 TEST_F(GuardFetch, ProgressOnATerminalOnly) {
     // script(1) (bsdutils, essential in Debian) gives the command a terminal.
     const std::string cmd = conda_guard_exe() + " fetch --pkgs-dir " + pkgs().string() + " " + url(alpha_);
@@ -96,6 +110,44 @@ TEST_F(GuardFetch, JsonAndARefusal) {
     ASSERT_EQ(doc["placed"].size(), 1u);
     EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0"));
     EXPECT_FALSE(stdfs::exists(pkgs() / beta_.filename()));
+}
+
+TEST_F(GuardFetch, A1_signatures_none_shows_each_UNVERIFIED_package_and_exits_0) {
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    const stdfs::path policy = t_ / "policy.yaml";
+    // Without a rule, an unsigned channel is refused as ever (A1: local policy decides).
+    RunResult r = g({url(alpha_)});
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.out.find("MISSING_SIG"), std::string::npos) << r.out;
+    write_file(policy, "channels:\n  - match: " + url(ch()) + "\n    signatures: none\n", 0600);
+    r = g({"--policy", policy.string(), url(alpha_), url(beta_)});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    for (const auto& p : {alpha_, beta_}) {
+        // Its own line: URL, the word, the reason naming the rule.
+        const auto at = r.out.find(url(p) + " ");
+        ASSERT_NE(at, std::string::npos) << r.out;
+        const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+        std::istringstream words(line);
+        std::string first, word;
+        words >> first >> word;
+        EXPECT_EQ(word, "UNVERIFIED") << line;
+        EXPECT_NE(line.find("  not authenticated: the policy's rule for '" + url(ch()) + "' (" + policy.string() +
+                            ":3:17)"),
+                  std::string::npos)
+            << line;
+    }
+    EXPECT_NE(r.out.find("0 of 2 packages verified and placed; 2 UNVERIFIED placed, as the policy allows unsigned\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "repodata_record.json"));
+    r = g({"--policy", policy.string(), "--json", url(alpha_)});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    const json doc = json::parse(r.out);
+    EXPECT_EQ(doc["status"], "ok");
+    EXPECT_EQ(doc["indexes"][0]["verdict"], "UNVERIFIED");
+    EXPECT_EQ(doc["packages"][0]["verdict"], "UNVERIFIED");
+    EXPECT_EQ(doc["placed"].size(), 1u);
 }
 
 TEST_F(GuardFetch, A15_explicit_file) {

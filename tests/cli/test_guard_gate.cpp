@@ -142,6 +142,29 @@ TEST_F(GuardGate, LandsInTheFirstPackageDirectoryThatCanBeWritten) {
     EXPECT_EQ(doc["packages"][0]["placed"], (pkgs() / "alpha-1.0-0").string()) << doc.dump();
 }
 
+TEST_F(GuardGate, A14_claimants_in_every_package_directory_are_removed_and_listed) {
+    // A planted sibling in a second package directory (conda searches them
+    // all) and a leftover in the first: both go, and the answer lists them
+    // under the package they claimed.
+    const stdfs::path other = t_ / "other-pkgs";
+    const char* claims_alpha = R"({"name":"alpha","version":"1.0","build":"0"})";
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", claims_alpha);
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-x" / "info" / "index.json", claims_alpha);
+    json req = request({record(alpha_, "alpha"), record(beta_, "beta")});
+    req["pkgs_dirs"] = {pkgs().string(), other.string()};
+    json doc = answer(req.dump(), 0);
+    ASSERT_EQ(doc["packages"].size(), 2u) << doc.dump();
+    const json& a = doc["packages"][0];
+    EXPECT_EQ(a["verdict"], "VALID") << a["reason"];
+    EXPECT_EQ(a["placed"], (pkgs() / "alpha-1.0-0").string());
+    EXPECT_EQ(a["cleaned"], json::array({(pkgs() / ".tmp-x").string(), (other / "planted").string()})) << a;
+    EXPECT_EQ(doc["packages"][1]["cleaned"], json::array()) << doc["packages"][1];
+    EXPECT_FALSE(stdfs::exists(other / "planted"));
+    EXPECT_FALSE(stdfs::exists(pkgs() / ".tmp-x"));
+}
+
 TEST_F(GuardGate, NoRecordsIsANoOp) {
     json doc = answer(request(json::array()).dump(), 0);
     EXPECT_EQ(doc["status"], "ok");
@@ -316,6 +339,40 @@ TEST_F(GuardGate, DryRunStillRefusesAnUnsignedIndex) {
     json doc = json::parse(r.out);
     EXPECT_EQ(doc["indexes"][0]["verdict"], "MISSING_SIG");
     EXPECT_EQ(doc["packages"][0]["verdict"], "MISSING_SIG");
+    EXPECT_FALSE(stdfs::exists(pkgs()));
+}
+
+TEST_F(GuardGate, A1_signatures_none_answers_UNVERIFIED_with_its_rule_and_exit_0) {
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    const std::string input = request({record(alpha_, "alpha"), record(beta_, "beta")}).dump();
+    // No rule: refused as ever.
+    json doc = answer(input, 1);
+    EXPECT_EQ(doc["status"], "fail");
+    EXPECT_EQ(doc["packages"][0]["verdict"], "MISSING_SIG");
+    EXPECT_FALSE(doc["packages"][0].contains("unsigned_channel"));
+    const stdfs::path policy = t_ / "policy.yaml";
+    write_file(policy, "channels:\n  - match: " + url(ch()) + "\n    signatures: none\n", 0600);
+    const RunResult r = gate(input, {"--policy", policy.string()});
+    ASSERT_EQ(r.status, 0) << r.out << r.err;
+    doc = json::parse(r.out);
+    EXPECT_EQ(doc["status"], "ok");
+    EXPECT_EQ(doc["indexes"][0]["verdict"], "UNVERIFIED");
+    for (int i : {0, 1}) {
+        const json& p = doc["packages"][i];
+        EXPECT_EQ(p["verdict"], "UNVERIFIED") << p["reason"];
+        EXPECT_EQ(p["unsigned_channel"], url(ch()));
+        EXPECT_NE(p["reason"].get<std::string>().find(policy.string() + ":3:17"), std::string::npos) << p["reason"];
+        EXPECT_TRUE(p["placed"].is_string());
+    }
+    EXPECT_TRUE(stdfs::is_regular_file(pkgs() / "alpha-1.0-0" / "info" / "repodata_record.json"));
+    // A dry run gives the same verdicts and downloads nothing.
+    stdfs::remove_all(pkgs());
+    const RunResult d = gate(request({record(alpha_, "alpha")}, true).dump(), {"--policy", policy.string()});
+    ASSERT_EQ(d.status, 0) << d.out << d.err;
+    doc = json::parse(d.out);
+    EXPECT_EQ(doc["packages"][0]["verdict"], "UNVERIFIED");
+    EXPECT_EQ(doc["packages"][0]["placed"], nullptr);
     EXPECT_FALSE(stdfs::exists(pkgs()));
 }
 

@@ -80,6 +80,7 @@ TEST_F(GuardPlugin, InstallIsLoadedUninstallRemovesIt) {
     EXPECT_EQ(j["bin_dir"]["hint"], "conda config --set plugins.condaguard_bin_dir " +
                                         stdfs::path(conda_guard_exe()).parent_path().string());
     EXPECT_TRUE(stdfs::is_regular_file(package() / "plugin.py"));
+    EXPECT_TRUE(stdfs::is_regular_file(package() / "_bootstrap.py"));  // what the wrapper runs
     EXPECT_FALSE(stdfs::exists(package() / "__pycache__"));
     EXPECT_EQ(read_file(dist_info() / "INSTALLER"), "conda-guard\n");
     EXPECT_EQ(read_file(dist_info() / "entry_points.txt"), "[conda]\nconda-guard = conda_guard_plugin.plugin\n");
@@ -115,7 +116,7 @@ TEST_F(GuardPlugin, InstallIsLoadedUninstallRemovesIt) {
             "    h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()\n"
             "    if f.hash.mode != 'sha256' or f.hash.value != h or f.size != len(data): bad.append(str(f))\n"
             "print(len(d.files), bad)\n");
-    EXPECT_EQ(r.out, "7 []\n") << r.err;  // 3 modules, METADATA, entry_points.txt, INSTALLER, RECORD
+    EXPECT_EQ(r.out, "8 []\n") << r.err;  // 4 modules (_bootstrap.py too), METADATA, entry_points.txt, INSTALLER, RECORD
 
     // Installing again replaces it (and removes Python's import cache with it).
     r = plugin("install");

@@ -89,3 +89,26 @@ TEST_F(GuardPolicy, LoweredRsaFloorWarns) {
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.err.find("warning: the policy accepts RSA keys of 1024 bits"), std::string::npos) << r.err;
 }
+
+TEST_F(GuardPolicy, A1_signatures_none_is_shown_with_its_source) {
+    stdfs::create_directories(t_ / "home/.conda");
+    const stdfs::path f = t_ / "home/.conda/guard.yaml";
+    write_file(f, "channels:\n  - match: conda-forge\n    signatures: none\n  - match: bioconda\n");
+    RunResult r = g({"policy"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(row(r.out, "channels[conda-forge].signatures"),
+              "channels[conda-forge].signatures none (unsigned: its packages are UNVERIFIED) " + f.string() + ":3:17");
+    EXPECT_EQ(row(r.out, "channels[bioconda].signatures"), "channels[bioconda].signatures required default");
+    r = g({"policy", "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const json doc = json::parse(r.out);
+    EXPECT_EQ(doc["policy"]["channels"][0]["signatures"]["value"], "none");
+    EXPECT_EQ(doc["policy"]["channels"][0]["signatures"]["source"], f.string() + ":3:17");
+    EXPECT_EQ(doc["policy"]["channels"][1]["signatures"]["value"], "required");
+    // A conflict is refused with the usual position.
+    write_file(f, "channels:\n  - match: conda-forge\n    keys: [A]\n    signatures: none\n");
+    r = g({"policy"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find(f.string() + ":4:17: key 'channels.signatures': 'signatures: none'"), std::string::npos)
+        << r.err;
+}

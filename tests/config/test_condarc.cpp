@@ -189,6 +189,16 @@ TEST_F(Condarc, WrongTypeForAKeyWeUseNamesFileLineColumn) {
     }
 }
 
+TEST_F(Condarc, EnvsDirsDefaultFileAndEnvironmentSplitOnColon) {
+    EXPECT_EQ(load().envs_dirs.value, (std::vector<stdfs::path>{t_ / "root/envs", home() / ".conda/envs"}));
+    put(home() / ".condarc", "envs_dirs:\n  - ~/envs\n");
+    EXPECT_EQ(load().envs_dirs.value, (std::vector<stdfs::path>{home() / "envs"}));
+    vars = {{"CONDA_ENVS_DIRS", "/a/envs:/b/envs"}};  // os.pathsep, not ',' as for pkgs_dirs
+    const CondaConfig c = load();
+    EXPECT_EQ(c.envs_dirs.value, (std::vector<stdfs::path>{"/a/envs", "/b/envs", home() / "envs"}));
+    EXPECT_EQ(c.envs_dirs.source, "CONDA_ENVS_DIRS");
+}
+
 TEST_F(Condarc, PkgsDirsFromFileAndEnvironment) {
     put(home() / ".condarc", "pkgs_dirs:\n  - ~/cache\n  - $SCRATCH/pkgs\n  - ~/cache/\n");
     vars = {{"SCRATCH", "/scratch"}};

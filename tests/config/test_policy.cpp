@@ -207,6 +207,16 @@ TEST_F(PolicyFiles, A6_policy_in_directory_writable_by_others_is_refused) {
     EXPECT_THROW(load_policy({.files = {f}, .explicit_file = false}), PolicyError);
 }
 
+// The default files are optional: one that is not there is skipped even in an
+// unsafe folder (nothing of it is read); one that is there still refuses.
+TEST_F(PolicyFiles, A6_missing_default_policy_in_unsafe_directory_is_skipped) {
+    stdfs::create_directory(t_ / "open");
+    ::chmod((t_ / "open").c_str(), 0777);
+    const stdfs::path f = t_ / "open" / "guard.yaml";
+    EXPECT_EQ(load_policy({.files = {f}, .explicit_file = false}).parallel.value, default_parallel_transfers);
+    EXPECT_THROW(load_policy({.files = {f}, .explicit_file = true}), PolicyError);
+}
+
 TEST_F(PolicyFiles, A6_symlinked_policy_is_refused) {
     const stdfs::path real = write("real.yaml", "parallel: 2\n");
     stdfs::create_symlink(real, t_ / "guard.yaml");
@@ -260,4 +270,58 @@ TEST_F(PolicyFiles, LowRsaFloorIsFlagged) {
     const Policy p = load_policy({.files = {write("guard.yaml", "min_rsa_bits: 1024\n")}, .explicit_file = true});
     EXPECT_TRUE(p.weak_rsa_allowed());
     EXPECT_EQ(p.key_policy().min_rsa_bits, 1024u);
+}
+
+TEST_F(PolicyFiles, A1_signatures_none_is_read_with_its_source_and_required_is_the_default) {
+    const stdfs::path f = write("guard.yaml", "channels:\n  - match: conda-forge\n    signatures: none\n"
+                                              "  - match: https://repo.example.org/signed\n    signatures: required\n"
+                                              "  - match: bioconda\n    index: if-signed\n");
+    const Policy p = load_policy({.files = {f}, .explicit_file = true});
+    ASSERT_EQ(p.channels.size(), 3u);
+    EXPECT_EQ(p.channels[0].signatures.value, SignatureRule::None);
+    EXPECT_EQ(p.channels[0].signatures.source, f.string() + ":3:17");
+    EXPECT_EQ(p.channels[1].signatures.value, SignatureRule::Required);
+    EXPECT_EQ(p.channels[2].signatures.value, SignatureRule::Required);
+    EXPECT_EQ(p.channels[2].signatures.source, "default");
+    EXPECT_EQ(to_string(SignatureRule::None), "none");
+    EXPECT_EQ(to_string(SignatureRule::Required), "required");
+}
+
+TEST_F(PolicyFiles, A1_signatures_none_with_keys_channel_id_or_a_required_index_is_refused) {
+    const std::string f = (t_ / "guard.yaml").string();
+    struct Case {
+        std::string text;
+        std::string expected;
+    };
+    const std::vector<Case> cases{
+        {"channels:\n  - match: conda-forge\n    signatures: none\n    keys: [A]\n",
+         f + ":3:17: key 'channels.signatures': 'signatures: none' (" + f + ":3:17) conflicts with 'keys' (" + f +
+             ":4:11)"},
+        {"channels:\n  - match: conda-forge\n    channel_id: cf\n    signatures: none\n",
+         f + ":4:17: key 'channels.signatures': 'signatures: none' (" + f + ":4:17) conflicts with 'channel_id'"},
+        {"channels:\n  - match: conda-forge\n    index: required\n    signatures: none\n",
+         f + ":4:17: key 'channels.signatures': 'signatures: none' (" + f +
+             ":4:17) conflicts with 'index: required' (" + f + ":3:12)"},
+        {"channels:\n  - match: conda-forge\n    signatures: maybe\n",
+         f + ":3:17: key 'channels.signatures': expected required or none, found 'maybe'"},
+    };
+    for (const Case& c : cases) {
+        const std::string e = error_of(c.text);
+        EXPECT_EQ(e.rfind(c.expected, 0), 0u) << "text:\n" << c.text << "error: " << e;
+    }
+    // index: if-signed said explicitly is no conflict.
+    EXPECT_EQ(error_of("channels:\n  - match: conda-forge\n    signatures: none\n    index: if-signed\n"), "");
+}
+
+TEST_F(PolicyFiles, A1_signatures_none_conflicting_with_an_earlier_files_keys_names_both_places) {
+    const stdfs::path sys = write("sys.yaml", "channels:\n  - match: conda-forge\n    keys: [Sys]\n");
+    const stdfs::path user = write("user.yaml", "channels:\n  - match: conda-forge\n    signatures: none\n");
+    try {
+        load_policy({.files = {sys, user}, .explicit_file = false});
+        FAIL() << "loaded";
+    } catch (const PolicyError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind(user.string() + ":3:17: key 'channels.signatures'", 0), 0u) << what;
+        EXPECT_NE(what.find("conflicts with 'keys' (" + sys.string() + ":3:11)"), std::string::npos) << what;
+    }
 }

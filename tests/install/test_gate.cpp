@@ -14,8 +14,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <map>
+#include <set>
+#include <unistd.h>
 
 using namespace condaguard;
 using namespace condaguard::test;
@@ -38,6 +42,16 @@ std::map<std::string, std::string> snapshot(const stdfs::path& root) {
         else if (stdfs::is_regular_file(st)) v += ":" + to_hex(sha256_bytes(read_file(p)));
         out[stdfs::relative(p, root).string()] = v;
     }
+    return out;
+}
+
+// An info/index.json that claims alpha-1.0-0.
+constexpr const char* alpha_index = R"({"name":"alpha","version":"1.0","build":"0"})";
+
+// The names at the top level of `dir`.
+std::set<std::string> top_level(const stdfs::path& dir) {
+    std::set<std::string> out;
+    for (const auto& e : stdfs::directory_iterator(dir)) out.insert(e.path().filename().string());
     return out;
 }
 
@@ -80,6 +94,7 @@ protected:
         EXPECT_EQ(r.packages.size(), 1u);
         return r.packages.at(0);
     }
+    void expect_read_only_claimant_refused(bool own_folder, const std::string& fragment);
     // Runs the gate on `pkg`, expects `v` with `fragment` in the reason and the package directory unchanged.
     void expect_refused(const stdfs::path& pkg, Verdict v, const std::string& fragment) {
         const auto before = snapshot(pkgs());
@@ -404,24 +419,153 @@ TEST_F(Gate, A14_planted_sibling_claiming_the_package_is_removed) {
     EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
 }
 
-TEST_F(Gate, A14_claimant_in_another_package_directory_refused_before_placing) {
-    // A folder in another package directory that claims the package: the
-    // refusal must come before anything is placed in the first one.
+TEST_F(Gate, A14_planted_sibling_in_another_package_directory_is_removed) {
+    // conda links a folder of ANY package directory whose info/ matches the
+    // record: a planted sibling with matching info/ in a second one must go
+    // before the verified folder is placed.
     const stdfs::path other = t_ / "other-pkgs";
     write_file(other / "urls.txt", "");
-    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    write_file(other / "planted" / "bin" / "tool", "#!/bin/sh\necho evil\n");
+    write_file(other / "beta-1.0-0" / "info" / "index.json", R"({"name":"beta","version":"1.0","build":"0"})");
     options_.pkgs_dirs = {pkgs(), other};
-    expect_refused(alpha_, Verdict::Error, "also claims");
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(stdfs::symlink_status(other / "planted")));
+    EXPECT_TRUE(stdfs::exists(other / "beta-1.0-0" / "info" / "index.json")) << "another package's folder stays";
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+    ASSERT_EQ(rep.cleaned.size(), 1u);
+    EXPECT_EQ(rep.cleaned.at(0), std::vector<std::string>{(other / "planted").string()});
+    // Nothing of the gate's at the second directory's top level but its own folder.
+    EXPECT_EQ(top_level(other), (std::set<std::string>{".condaguard", "beta-1.0-0", "urls.txt"}));
+    EXPECT_TRUE(stdfs::is_empty(other / ".condaguard" / "staging"));
 }
 
-TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_seen) {
-    // conda follows a package directory given as a symbolic link; so must the search.
+TEST_F(Gate, A14_claimant_in_a_symlinked_package_directory_is_removed) {
+    // conda follows a package directory given as a symbolic link; so do the search and the clean-up.
     const stdfs::path other = t_ / "other-pkgs";
     write_file(other / "urls.txt", "");
-    write_file(other / "planted" / "info" / "index.json", R"({"name":"alpha","version":"1.0","build":"0"})");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
     stdfs::create_symlink(other, t_ / "linked-pkgs");
     options_.pkgs_dirs = {pkgs(), t_ / "linked-pkgs"};
-    expect_refused(alpha_, Verdict::Error, "also claims");
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(other / "planted"));
+    EXPECT_EQ(rep.cleaned.at(0).size(), 1u);
+}
+
+TEST_F(Gate, A14_leftover_tmp_claimants_in_the_target_and_a_second_directory_are_removed) {
+    // Leftover temporary folders (seen linked by conda: PKGS/.tmp-x/), in the
+    // package directory written to and in another one.
+    const stdfs::path other = t_ / "other-pkgs";
+    write_file(other / "urls.txt", "");
+    write_file(pkgs() / "urls.txt", "");
+    for (const auto& d : {pkgs(), other}) {
+        write_file(d / ".tmp-x" / "info" / "index.json", alpha_index);
+        write_file(d / ".tmp-x" / "info" / "repodata_record.json", "{not json");
+    }
+    options_.pkgs_dirs = {pkgs(), other};
+    const GateReport rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    ASSERT_EQ(to_string(rep.packages.at(1).verdict), "VALID") << rep.packages.at(1).reason;
+    EXPECT_FALSE(stdfs::exists(pkgs() / ".tmp-x"));
+    EXPECT_FALSE(stdfs::exists(other / ".tmp-x"));
+    // The unreadable record makes each folder claim beta as well: whichever
+    // package came first removed it, and each is listed once.
+    std::vector<std::string> all;
+    for (const auto& c : rep.cleaned) all.insert(all.end(), c.begin(), c.end());
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(all, (std::vector<std::string>{(other / ".tmp-x").string(), (pkgs() / ".tmp-x").string()}));
+    EXPECT_TRUE(stdfs::exists(pkgs() / "alpha-1.0-0" / "info" / "index.json"));
+    EXPECT_TRUE(stdfs::exists(pkgs() / "beta-1.0-0" / "info" / "index.json"));
+}
+
+TEST_F(Gate, A14_one_package_directory_named_twice_is_cleaned_once) {
+    // The package directory written to, named again through a link: its
+    // placed folder is not a claimant, and its lock is not waited for twice.
+    stdfs::create_directories(pkgs());
+    stdfs::create_symlink(pkgs(), t_ / "same-pkgs");
+    options_.pkgs_dirs = {pkgs(), t_ / "same-pkgs", pkgs()};
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_TRUE(rep.cleaned.at(0).empty());
+}
+
+TEST_F(Gate, A14_symlinked_claimant_is_not_followed) {
+    // conda skips links in a package directory, so a link to a claiming
+    // folder is no claimant: it is left as it is, and what it points to is
+    // never touched. The real claimant beside it is removed.
+    const stdfs::path other = t_ / "other-pkgs";
+    const stdfs::path outside = t_ / "outside";
+    write_file(outside / "info" / "index.json", alpha_index);
+    write_file(outside / "bin" / "tool", "kept\n");
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    stdfs::create_symlink(outside, other / "linked");
+    stdfs::create_directories(pkgs());
+    stdfs::create_symlink(outside, pkgs() / "linked-here");
+    options_.pkgs_dirs = {pkgs(), other};
+    const auto before = snapshot(outside);
+    const GateReport rep = gate({url(alpha_)});
+    ASSERT_EQ(to_string(rep.packages.at(0).verdict), "VALID") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(other / "planted"));
+    EXPECT_TRUE(stdfs::is_symlink(other / "linked"));
+    EXPECT_TRUE(stdfs::is_symlink(pkgs() / "linked-here"));
+    EXPECT_EQ(snapshot(outside), before);
+    EXPECT_EQ(rep.cleaned.at(0), std::vector<std::string>{(other / "planted").string()});
+}
+
+// A claimant in a directory that cannot be written refuses the package, and
+// every directory stays exactly as it was: nothing placed, nothing moved.
+// `own_folder`: the read-only directory already has a .condaguard the gate
+// can lock (so the refusal comes from the move itself, after claimants in
+// the other directories were moved, and they must be put back).
+void Gate::expect_read_only_claimant_refused(bool own_folder, const std::string& fragment) {
+    if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory modes";
+    const stdfs::path other = t_ / "other-pkgs";
+    const stdfs::path ro = t_ / "ro-pkgs";
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-x" / "info" / "index.json", alpha_index);
+    write_file(other / "urls.txt", "");
+    write_file(other / "planted" / "info" / "index.json", alpha_index);
+    write_file(ro / "urls.txt", "");
+    write_file(ro / "planted-ro" / "info" / "index.json", alpha_index);
+    if (own_folder) {
+        stdfs::create_directory(ro / ".condaguard");
+        stdfs::permissions(ro / ".condaguard", stdfs::perms::owner_all);
+    }
+    stdfs::permissions(ro, stdfs::perms(0555));
+    struct Restore {
+        stdfs::path p;
+        ~Restore() { stdfs::permissions(p, stdfs::perms(0755)); }
+    } restore{ro};
+    options_.pkgs_dirs = {pkgs(), other, ro};
+    auto outside_guard = [](std::map<std::string, std::string> m) {
+        std::erase_if(m, [](const auto& kv) { return kv.first.starts_with(".condaguard"); });
+        return m;
+    };
+    const auto before = std::array{outside_guard(snapshot(pkgs())), outside_guard(snapshot(other)),
+                                   outside_guard(snapshot(ro))};
+    const GateReport rep = gate({url(alpha_)});
+    const Result& r = rep.packages.at(0);
+    EXPECT_EQ(to_string(r.verdict), "ERROR") << r.reason;
+    EXPECT_NE(r.reason.find("'planted-ro' in package directory " + ro.string()), std::string::npos) << r.reason;
+    EXPECT_NE(r.reason.find(fragment), std::string::npos) << r.reason;
+    EXPECT_EQ(outside_guard(snapshot(pkgs())), before[0]);
+    EXPECT_EQ(outside_guard(snapshot(other)), before[1]);
+    EXPECT_EQ(outside_guard(snapshot(ro)), before[2]);
+    EXPECT_TRUE(rep.cleaned.at(0).empty());
+    EXPECT_FALSE(rep.folders.at(0));
+    for (const auto& d : {pkgs(), other})
+        EXPECT_TRUE(!stdfs::exists(d / ".condaguard" / "staging") || stdfs::is_empty(d / ".condaguard" / "staging"));
+}
+
+TEST_F(Gate, A14_claimant_in_a_read_only_directory_refuses_before_anything_moves) {
+    expect_read_only_claimant_refused(false, "cannot be locked");
+}
+
+TEST_F(Gate, A14_claimant_that_cannot_be_moved_puts_back_those_already_moved) {
+    expect_read_only_claimant_refused(true, "cannot be moved out of it");
 }
 
 TEST_F(Gate, A14_cached_copy_rewritten_after_hashing_is_not_extracted) {
@@ -544,6 +688,125 @@ TEST_F(Gate, FoldersFollowTheRequestOrder) {
     ASSERT_EQ(rep.folders.size(), 2u);
     EXPECT_EQ(rep.folders[0], std::nullopt);
     EXPECT_EQ(rep.folders[1], (pkgs() / "beta-1.0-0").string());
+}
+
+// ---- a channel the policy allows unsigned (signatures: none) --------------
+
+class GateUnsigned : public Gate {
+protected:
+    void SetUp() override {
+        Gate::SetUp();
+        // conda-forge today: no signature anywhere.
+        for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+            if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    }
+    void allow_unsigned() { trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = rule_source}; }
+    const std::string rule_source = "/etc/conda/guard.yaml:7:17";
+};
+
+TEST_F(GateUnsigned, A1_signatures_none_package_is_UNVERIFIED_and_placed_like_a_signed_one) {
+    allow_unsigned();
+    const auto rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "UNVERIFIED") << rep.indexes.at(0).reason;
+    EXPECT_NE(rep.indexes.at(0).reason.find(rule_source), std::string::npos) << rep.indexes.at(0).reason;
+    for (std::size_t i = 0; i < 2; ++i) {
+        const Result& r = rep.packages[i];
+        EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+        EXPECT_NE(r.reason.find("not authenticated"), std::string::npos) << r.reason;
+        EXPECT_NE(r.reason.find(rule_source), std::string::npos) << r.reason;
+        EXPECT_EQ(rep.unverified_by.at(i), std::optional<std::string>("conda-forge"));
+        EXPECT_TRUE(rep.folders.at(i).has_value());
+    }
+    EXPECT_EQ(rep.placed.size(), 2u);
+    const std::string fn = alpha_.filename().string();
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_FALSE(stdfs::exists(pkgs() / (fn + ".sig")));
+    EXPECT_EQ(read_file(pkgs() / "alpha-1.0-0" / "bin" / "tool"), "#!/bin/sh\necho tool\n");
+    const json rec = json::parse(read_file(pkgs() / "alpha-1.0-0" / "info" / "repodata_record.json"));
+    EXPECT_EQ(rec["sha256"], to_hex(sha256_bytes(read_file(alpha_))));
+    EXPECT_NE(read_file(pkgs() / "urls.txt").find(url(alpha_) + "\n"), std::string::npos);
+}
+
+TEST_F(GateUnsigned, A1_no_rule_and_no_signatures_is_MISSING_SIG_as_before) {
+    expect_refused(alpha_, Verdict::MissingSig, ".sig");
+    allow_unsigned();
+    EXPECT_EQ(to_string(one(alpha_).verdict), "UNVERIFIED");
+}
+
+TEST_F(GateUnsigned, A1_signatures_none_fetches_no_signature_at_all) {
+    // Signatures that are there but broken are not even looked at: nothing is authenticated.
+    write_file(ch() / "noarch" / "repodata.json.sig", "chan not-base64!!\n");
+    write_file(alpha_.string() + ".sig", "../../tmp/x garbage extra\n");
+    allow_unsigned();
+    const auto rep = gate({url(alpha_)});
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "UNVERIFIED") << rep.indexes.at(0).reason;
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "UNVERIFIED") << rep.packages.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(pkgs() / (alpha_.filename().string() + ".sig")));
+}
+
+TEST_F(GateUnsigned, A8_signatures_none_bytes_not_matching_the_unsigned_record_are_INVALID) {
+    allow_unsigned();
+    std::string bytes = read_file(alpha_);
+    bytes[bytes.size() / 2] ^= 1;
+    write_file(alpha_, bytes);
+    expect_refused(alpha_, Verdict::Invalid, "sha256 of the download does not match the unsigned index record");
+}
+
+TEST_F(GateUnsigned, A7_signatures_none_still_checks_the_archives_identity) {
+    // beta's bytes under alpha's name, with a record that matches them.
+    allow_unsigned();
+    json rd = json::parse(read_file(ch() / "noarch" / "repodata.json"));
+    const stdfs::path fake = ch() / "noarch" / "alpha-1.0-0.tar.bz2";
+    json rec = rd["packages"][beta_.filename().string()];
+    rec["name"] = "alpha";
+    rd["packages"]["alpha-1.0-0.tar.bz2"] = rec;
+    write_file(ch() / "noarch" / "repodata.json", rd.dump());
+    stdfs::copy_file(beta_, fake);
+    expect_refused(fake, Verdict::Invalid, "index.json");
+}
+
+TEST_F(GateUnsigned, A1_seen_signed_then_signatures_none_is_a_refused_downgrade) {
+    // Signed first (the fixture's channel, signatures back), then stripped while the policy says none.
+    sign_index();
+    ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    allow_unsigned();
+    expect_refused(beta_, Verdict::MissingSig, "conda-guard state reset example");
+    const auto rep = gate({url(beta_)});
+    EXPECT_EQ(to_string(rep.indexes.at(0).verdict), "MISSING_SIG");
+    EXPECT_NE(rep.indexes.at(0).reason.find("downgrade"), std::string::npos) << rep.indexes.at(0).reason;
+    EXPECT_FALSE(stdfs::exists(pkgs() / "beta-1.0-0"));
+}
+
+TEST_F(GateUnsigned, A14_signatures_none_cached_copy_rehashed_and_a_stale_sig_removed) {
+    allow_unsigned();
+    ASSERT_EQ(to_string(one(alpha_).verdict), "UNVERIFIED");
+    const std::string fn = alpha_.filename().string();
+    write_file(pkgs() / (fn + ".sig"), "stale\n");
+    std::string bytes = read_file(pkgs() / fn);
+    bytes[bytes.size() / 2] ^= 1;
+    write_file(pkgs() / fn, bytes);  // the cached copy no longer matches: fetched again
+    stdfs::copy(pkgs() / "alpha-1.0-0", pkgs() / "alpha-planted", stdfs::copy_options::recursive);
+    const Result r = one(alpha_);
+    EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+    EXPECT_EQ(read_file(pkgs() / fn), read_file(alpha_));
+    EXPECT_FALSE(stdfs::exists(pkgs() / (fn + ".sig")));
+    EXPECT_FALSE(stdfs::exists(pkgs() / "alpha-planted"));
+    // And a good cached copy is used as it is.
+    EXPECT_EQ(to_string(one(alpha_).verdict), "UNVERIFIED");
+}
+
+TEST_F(GateUnsigned, A1_dry_run_of_signatures_none_is_UNVERIFIED_without_downloading) {
+    allow_unsigned();
+    options_.dry_run = true;
+    const auto rep = gate({url(alpha_)});
+    EXPECT_EQ(to_string(rep.packages.at(0).verdict), "UNVERIFIED") << rep.packages.at(0).reason;
+    EXPECT_NE(rep.packages.at(0).reason.find("dry run"), std::string::npos) << rep.packages.at(0).reason;
+    EXPECT_EQ(rep.unverified_by.at(0), std::optional<std::string>("conda-forge"));
+    EXPECT_EQ(rep.folders.at(0), std::nullopt);
+    EXPECT_FALSE(stdfs::exists(pkgs()));
 }
 
 // ---- over HTTP: Debian's nginx, and the fault-injecting server -------------
@@ -702,6 +965,18 @@ TEST_F(GateHttp, A26_credentials_never_sent_over_http) {
     EXPECT_EQ(rep.packages.at(0).reason.find("secret"), std::string::npos);
     EXPECT_EQ(rep.packages.at(0).path.find("secret"), std::string::npos);
     for (const auto& req : srv.requests()) EXPECT_FALSE(req.has_header("authorization")) << req.target;
+}
+
+TEST_F(GateHttp, A1_signatures_none_asks_the_server_for_no_sig) {
+    Deadline d(30);
+    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = "guard.yaml:3:17"};
+    FaultServer srv;
+    serve_channel(srv);
+    const Result r = one_url(srv.url(rel(alpha_)));
+    EXPECT_EQ(to_string(r.verdict), "UNVERIFIED") << r.reason;
+    for (const auto& req : srv.requests()) EXPECT_FALSE(req.target.ends_with(".sig")) << req.target;
 }
 
 }  // namespace

@@ -212,6 +212,32 @@ TEST_F(PkgsDirTest, A14_planted_siblings_are_found_and_removed) {
     EXPECT_THROW(dir.remove_folder(held, "../x"), std::invalid_argument);
 }
 
+TEST_F(PkgsDirTest, A14_move_aside_then_put_back_or_delete_following_no_link) {
+    // A claimant moved out of the top level and put back is as it was; one
+    // left in the staging directory is deleted with it, never through a link.
+    const stdfs::path outside = tmp / "outside";
+    write_file(outside / "keep", "keep");
+    const PackageDir dir = PackageDir::open(pkgs, CreateIfMissing::Yes);
+    const PackageDirLock held = dir.lock();
+    write_file(pkgs / ".tmp-x" / "info" / "index.json", R"({"name":"pkg","version":"1.0","build":"0"})");
+    stdfs::create_symlink(outside, pkgs / ".tmp-x" / "escape");
+    {
+        Staging st = dir.stage(held);
+        const auto aside = dir.move_aside(held, st, ".tmp-x");
+        ASSERT_TRUE(aside);
+        EXPECT_EQ(top_level(pkgs), (std::set<std::string>{"urls.txt", ".condaguard"}));
+        EXPECT_EQ(dir.move_aside(held, st, ".tmp-x"), std::nullopt) << "already gone";
+        dir.put_back(held, st, *aside, ".tmp-x");
+        EXPECT_TRUE(stdfs::is_symlink(pkgs / ".tmp-x" / "escape"));
+        EXPECT_THROW(dir.move_aside(held, st, ".condaguard"), std::invalid_argument);
+        EXPECT_THROW(dir.move_aside(held, st, "urls.txt"), std::invalid_argument);
+        EXPECT_TRUE(dir.move_aside(held, st, ".tmp-x"));
+    }
+    EXPECT_EQ(top_level(pkgs), (std::set<std::string>{"urls.txt", ".condaguard"}));
+    EXPECT_EQ(read_file(outside / "keep"), "keep");
+    EXPECT_TRUE(staging_empty());
+}
+
 TEST_F(PkgsDirTest, remove_entry_follows_no_link_and_removes_read_only_dirs) {
     const stdfs::path outside = tmp / "outside";
     write_file(outside / "keep", "keep");

@@ -41,6 +41,9 @@ public:
 };
 
 void write_file(const stdfs::path& p, std::string_view data, mode_t mode = 0644);
+// Gives `p` to a group that is not the user's private group (so that group
+// write lets others in); false when that needs root and we are not.
+bool give_group_away(const stdfs::path& p);
 std::string read_file(const stdfs::path& p);
 mode_t file_mode(const stdfs::path& p);
 

@@ -211,3 +211,136 @@ TEST(Process, InterruptingSignalsChangeNothing) {
     EXPECT_EQ(r.ending, process::Ending::Exited);
     EXPECT_EQ(r.out.data, std::string(1 << 20, 'z') + "end\n");
 }
+
+// process::run_attached: an interactive child on our terminal (the wrapper's
+// conda run), with one message pipe.
+namespace {
+
+process::AttachedCommand attached(const std::string& script) {
+    return {.argv = {"/bin/sh", "-c", script}, .env = {"PATH=/usr/bin:/bin"}};
+}
+
+// This process's stdout sent to a file while this lives.
+class StdoutToFile {
+public:
+    explicit StdoutToFile(const std::string& path) {
+        std::fflush(stdout);
+        saved_ = ::dup(1);
+        const int f = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (saved_ < 0 || f < 0 || ::dup2(f, 1) != 1) throw std::system_error(errno, std::generic_category(), path);
+        ::close(f);
+    }
+    ~StdoutToFile() {
+        ::dup2(saved_, 1);
+        ::close(saved_);
+    }
+    StdoutToFile(const StdoutToFile&) = delete;
+    StdoutToFile& operator=(const StdoutToFile&) = delete;
+
+private:
+    int saved_ = -1;
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST(ProcessAttached, SharesOurStdoutAndProcessGroup) {
+    Deadline d(10);
+    condaguard::test::TempDir t;
+    const std::string out = (t.path() / "out").string();
+    process::AttachedOutcome r;
+    {
+        const StdoutToFile to(out);
+        r = process::run_attached(attached("echo hello; cut -d' ' -f5 /proc/$$/stat"));
+    }
+    EXPECT_EQ(r.ending, process::Ending::Exited);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(slurp(out), "hello\n" + std::to_string(::getpgrp()) + "\n");
+    EXPECT_TRUE(r.message.data.empty());
+}
+
+TEST(ProcessAttached, TheMessagePipeIsDescriptor3AndNothingElseLeaks) {
+    Deadline d(10);
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(null, 0);
+    ASSERT_EQ(::dup2(null, 42), 42);  // no FD_CLOEXEC
+    ::close(null);
+    condaguard::test::TempDir t;
+    const std::string out = (t.path() / "out").string();
+    auto c = attached("echo registered >&3; for fd in 3 4 42; do test -e /proc/$$/fd/$fd && echo \"$fd open\"; done; exit 0");
+    c.message_pipe = true;
+    process::AttachedOutcome r;
+    {
+        const StdoutToFile to(out);
+        r = process::run_attached(c);
+    }
+    ::close(42);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.message.data, "registered\n");
+    EXPECT_EQ(slurp(out), "3 open\n");
+
+    // Without the pipe, descriptor 3 is not open either.
+    {
+        const StdoutToFile to(out);
+        r = process::run_attached(attached("test -e /proc/$$/fd/3 && echo open; exit 0"));
+    }
+    EXPECT_EQ(slurp(out), "");
+}
+
+TEST(ProcessAttached, ExitStatusAndSignalArePassedOn) {
+    Deadline d(10);
+    auto r = process::run_attached(attached("exit 7"));
+    EXPECT_EQ(r.ending, process::Ending::Exited);
+    EXPECT_EQ(r.shell_status(), 7);
+    r = process::run_attached(attached("kill -TERM $$"));
+    EXPECT_EQ(r.ending, process::Ending::Signaled);
+    EXPECT_EQ(r.signal, SIGTERM);
+    EXPECT_EQ(r.shell_status(), 128 + SIGTERM);
+}
+
+TEST(ProcessAttached, A13_a_long_message_does_not_block_and_is_capped) {
+    Deadline d(10);
+    auto c = attached("head -c 300000 /dev/zero >&3; exit 0");  // more than a pipe holds
+    c.message_pipe = true;
+    c.message_cap = 100;
+    const auto r = process::run_attached(c);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.message.data, std::string(100, '\0'));
+    EXPECT_EQ(r.message.dropped, 300000u - 100u);
+}
+
+TEST(ProcessAttached, A13_a_grandchild_holding_the_pipe_does_not_hold_us) {
+    Deadline d(10);
+    auto c = attached("echo done >&3; /bin/sleep 6 >/dev/null 2>&1 & exit 4");
+    c.message_pipe = true;
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = process::run_attached(c);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    EXPECT_EQ(r.exit_code, 4);
+    EXPECT_EQ(r.message.data, "done\n");
+}
+
+TEST(ProcessAttached, InterruptsGoToTheChildWhileWeWait) {
+    Deadline d(10);
+    struct sigaction before {};
+    ASSERT_EQ(::sigaction(SIGINT, nullptr, &before), 0);
+    // Our SIGINT (as the terminal's Ctrl-C sends to the whole group) is
+    // ignored while the child runs; the child's is at its default.
+    auto r = process::run_attached(attached("kill -INT $PPID; /bin/sleep 0.1; echo alive >/dev/null; exit 5"));
+    EXPECT_EQ(r.exit_code, 5);
+    r = process::run_attached(attached("kill -INT $$; exit 0"));
+    EXPECT_EQ(r.ending, process::Ending::Signaled);
+    EXPECT_EQ(r.signal, SIGINT);
+    struct sigaction after {};
+    ASSERT_EQ(::sigaction(SIGINT, nullptr, &after), 0);
+    EXPECT_EQ(after.sa_handler, before.sa_handler);
+}
+
+TEST(ProcessAttached, AMissingProgramThrows) {
+    EXPECT_THROW(process::run_attached({.argv = {"/nonexistent/program"}}), std::system_error);
+    EXPECT_THROW(process::run_attached({}), std::invalid_argument);
+}

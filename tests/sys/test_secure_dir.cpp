@@ -85,12 +85,31 @@ TEST(SecureDir, A6_sticky_ancestor_owned_by_another_user_is_refused) {
 TEST(SecureDir, A6_group_writable_ancestor_is_refused) {
     TempDir t;
     const auto home = make_dir(t, "home", 0770);
+    if (!give_group_away(home)) GTEST_SKIP() << "chgrp to a shared group needs root";
     const auto keys = make_dir(t, "home/.conda/keys", 0700);
     const auto f = fault_of(keys);
     EXPECT_EQ(f.path, home);
     EXPECT_EQ(f.kind, fs::DirFaultKind::Writable);
     EXPECT_EQ(f.why, home.string() + " is writable by group or others (mode 0770)");
     EXPECT_THROW(fs::open_secure_dir(keys), fs::UnsafeDirectory);
+}
+
+// conda makes ~/.conda 02775; its group is the user's own private group.
+TEST(SecureDir, A6_group_writable_by_the_users_private_group_is_safe) {
+    TempDir t;
+    const auto conda = make_dir(t, "home/.conda", 02775);
+    const auto keys = make_dir(t, "home/.conda/keys", 0700);
+    struct stat st {};
+    ASSERT_EQ(::stat(conda.c_str(), &st), 0);
+    if (!fs::is_user_private_group(st.st_gid)) GTEST_SKIP() << "this user has no private group";
+    EXPECT_EQ(fs::find_unsafe_dir(keys), std::nullopt);
+    ASSERT_EQ(::chmod(conda.c_str(), 02777), 0);  // others may write: never fine
+    const auto f = fault_of(keys);
+    EXPECT_EQ(f.path, conda);
+    EXPECT_EQ(f.kind, fs::DirFaultKind::Writable);
+    ASSERT_EQ(::chmod(conda.c_str(), 02775), 0);
+    if (!give_group_away(conda)) return;
+    EXPECT_EQ(fault_of(keys).path, conda);  // a shared group may not write
 }
 
 TEST(SecureDir, A6_world_writable_dir_is_refused) {

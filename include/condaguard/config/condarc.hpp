@@ -74,6 +74,9 @@ struct CondaConfig {
     Sourced<unsigned> remote_max_retries{.value = 3};
     Sourced<double> remote_backoff_factor{.value = 1.0};
     Sourced<std::vector<std::filesystem::path>> pkgs_dirs;  // default: ROOT/pkgs, ~/.conda/pkgs
+    // envs_dirs (envs_path; CONDA_ENVS_DIRS / CONDA_ENVS_PATH split on ':'),
+    // where -n NAME is looked up. Default: ROOT/envs, ~/.conda/envs.
+    Sourced<std::vector<std::filesystem::path>> envs_dirs;
     Sourced<bool> offline{.value = false};
     Sourced<bool> repodata_use_zst{.value = true};
     Sourced<std::vector<std::string>> subdirs;  // default: (subdir, noarch); subdir defaults to the native one

@@ -47,6 +47,17 @@ enum class IndexRule {
 };
 std::string_view to_string(IndexRule r) noexcept;
 
+// signatures: required | none
+enum class SignatureRule {
+    Required,  // every package (and, per IndexRule, the index) is signed (the trust model)
+    // The channel is allowed unsigned: no .sig is fetched, nothing is
+    // authenticated, each package is hashed against its index record, checked
+    // for its identity, placed, and reported UNVERIFIED. Only on a rule without
+    // keys, channel_id or index: required.
+    None,
+};
+std::string_view to_string(SignatureRule r) noexcept;
+
 // link_scripts: allow | refuse
 enum class LinkScripts { Allow, Refuse };
 std::string_view to_string(LinkScripts l) noexcept;
@@ -76,6 +87,7 @@ struct ChannelRule {
     std::optional<Sourced<AllowedKeys>> keys;  // unset: any key in the keys directory
     Sourced<IndexRule> index{.value = IndexRule::IfSigned};
     std::optional<Sourced<std::string>> channel_id;  // expected info.guard.channel
+    Sourced<SignatureRule> signatures{.value = SignatureRule::Required};
 
     bool is_url_prefix() const noexcept { return match.find("://") != std::string::npos; }
 };

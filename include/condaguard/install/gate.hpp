@@ -23,10 +23,28 @@
 //  5. The same open file is extracted (package/extract.hpp) into a staging
 //     folder inside the package directory; its info/index.json must name the
 //     record's package; the policy's link_scripts rule holds.
-//  6. Only then are tarball, .sig and folder (with info/repodata_record.json)
-//     renamed into place and the URL appended to urls.txt. Other folders
-//     that claim the same package are removed from that package directory;
-//     one in another package directory refuses the package before placing.
+//  6. Every other top-level folder that claims the package (its info/ names
+//     it, or cannot be read as naming another: a planted sibling, a
+//     leftover), in EVERY package directory of pkgs_dirs, is moved out of
+//     the top level into that directory's PKGS/.condaguard/staging/ (under
+//     that directory's lock) and deleted without following a link; all of
+//     them or none. Only then are tarball, .sig and folder (with
+//     info/repodata_record.json) renamed into place and the URL appended to
+//     urls.txt; the package directories are searched once more afterwards.
+//     A claimant that cannot be moved (its directory read-only, not ours,
+//     locked by another run past the wait; or .condaguard itself) refuses
+//     the package (ERROR) with nothing placed and nothing moved.
+//
+// Unsigned by policy (ChannelTrust::unsigned_by_policy, the rule
+// "signatures: none"): no .sig is fetched for the channel's index or
+// packages. Step 1 reads the index unauthenticated (read_unsigned_index's
+// caps), but refuses it (MISSING_SIG) when the channel was seen signed at
+// that location: a downgrade, which only "conda-guard state reset" forgets.
+// Step 4 is skipped; steps 2, 3, 5 and 6 are as above (size and sha256
+// against the unsigned record, identity, extraction, placing, claimants),
+// and the package's verdict is UNVERIFIED, its reason naming the rule. The
+// index's verdict is UNVERIFIED too. Without that rule a channel that signs
+// nothing is refused (MISSING_SIG), whatever the server sends (A1).
 //
 // A dry run (GateOptions::dry_run) stops after step 2: the indexes are
 // fetched and verified and each record is judged, but no package or .sig is
@@ -56,6 +74,14 @@ struct ChannelTrust {
     // then not authenticated, and each package stands on its own signature.
     bool index_required = false;
     std::optional<std::string> channel_id;  // expected info.guard.channel
+    // Set when the policy allows the channel unsigned (signatures: none; then
+    // allowed_keys and channel_id are empty and index_required false): see
+    // "Unsigned by policy" above.
+    struct Unsigned {
+        std::string rule;    // the policy rule's match (conda-forge, https://host/path)
+        std::string source;  // where it says so (FILE:LINE:COL)
+    };
+    std::optional<Unsigned> unsigned_by_policy;
 };
 
 struct Revocation {
@@ -81,7 +107,8 @@ struct GateOptions {
     // Steps 1 and 2 only (what needs no package download: the index, the
     // record and its hashes, min_age, the index key's revocation). A package
     // that passes them is VALID with dry_run_reason (or, from an unsigned
-    // index, dry_run_unsigned_reason); pkgs_dirs is not touched and may be empty.
+    // index, dry_run_unsigned_reason), or UNVERIFIED when its channel is
+    // unsigned by policy; pkgs_dirs is not touched and may be empty.
     bool dry_run = false;
 };
 
@@ -99,16 +126,26 @@ struct GateProgress {
 struct GateReport {
     std::vector<Result> indexes;   // one per channel subdir, by URL (credentials removed)
     std::vector<Result> packages;  // in request order; path = the package URL without credentials
-    std::vector<std::string> placed;  // the folders placed or proven, for VALID packages
+    std::vector<std::string> placed;  // the folders placed or proven, for VALID and UNVERIFIED packages
     // Per package, in request order: the folder placed or proven when VALID
-    // (never in a dry run), else none.
+    // or UNVERIFIED (never in a dry run), else none.
     std::vector<std::optional<std::string>> folders;
+    // Per package, in request order: the folders (full paths, in any package
+    // directory) that claimed it and were moved out of the top level and
+    // deleted; empty when none (and in a dry run). The folder at the placed
+    // name itself, which placing replaces, is not listed.
+    std::vector<std::vector<std::string>> cleaned;
+    // Per package, in request order: for an UNVERIFIED package, the policy
+    // rule that allows its channel unsigned (ChannelTrust::Unsigned::rule).
+    std::vector<std::optional<std::string>> unverified_by;
 };
 
 // Runs the gate for `packages` under `env` (clock, keys, state). Never
 // throws for a package's fault: each becomes its Result. Throws for what
-// stops the whole run (a package directory that cannot be opened or locked;
-// no package directory, unless a dry run).
+// stops the whole run (the first package directory that cannot be opened or
+// locked; no package directory, unless a dry run). The other package
+// directories are locked only when one holds a claimant to move, and then
+// until the run ends; one that cannot be is the package's ERROR.
 GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& options, const Environment& env,
                     const std::function<void(const GateProgress&)>& progress = {});
 

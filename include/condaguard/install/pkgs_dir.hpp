@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -61,7 +62,9 @@ struct PlaceRequest {
     // is linked into place; otherwise its bytes are copied (from offset 0,
     // the descriptor's offset untouched).
     int archive_fd = -1;
-    std::string sig_bytes;
+    // FN.sig's bytes; none for a package of a channel unsigned by policy: then
+    // any FN.sig there is moved out before the archive is placed.
+    std::optional<std::string> sig_bytes;
     std::string repodata_record_json;  // written as STEM/info/repodata_record.json
     std::string url;                   // the line for urls.txt (no newline)
     // Called after each step (tests use it to stop a run at every step).
@@ -118,6 +121,7 @@ private:
     std::filesystem::path path_;
     std::shared_ptr<std::set<std::string>> live_;  // the owner's staging names in use
     bool spent_ = false;                           // place() has used it
+    std::size_t asides_ = 0;                       // entries move_aside put here
 };
 
 class PackageDir {
@@ -177,6 +181,19 @@ public:
     // Removes the top-level entry `folder` (a name find_claimants gave) the
     // same way; not .condaguard or urls.txt.
     void remove_folder(const PackageDirLock& held, std::string_view folder) const;
+
+    // Moves the top-level entry `name` (a name find_claimants gave; not
+    // .condaguard or urls.txt) into `staging`, out of conda's sight, with
+    // one rename that never follows a link (a link is moved as a link), and
+    // syncs the directory. Returns its name inside the staging directory, for
+    // put_back; std::nullopt when it was already gone. What stays there is
+    // deleted with the staging directory (remove_tree_at). Needs the lock.
+    // Throws std::system_error with the rename's errno (EACCES, EROFS: the
+    // directory cannot be written).
+    std::optional<std::string> move_aside(const PackageDirLock& held, Staging& staging, std::string_view name) const;
+    // Undoes move_aside: `aside` back to the top-level `name`, never over
+    // anything that appeared there since (RENAME_NOREPLACE).
+    void put_back(const PackageDirLock& held, Staging& staging, const std::string& aside, std::string_view name) const;
 
     // Top-level folders (links skipped, as conda skips them) that conda
     // could link for this package whatever their name: those whose

@@ -3,6 +3,11 @@
 // stdout and stderr each capped, a timeout after which the child's process
 // group gets SIGKILL, and its exit status, signal and peak RSS. Returns data,
 // never prints.
+//
+// run_attached runs an interactive child instead: it shares this process's
+// stdin, stdout, stderr and process group (a terminal stays its terminal,
+// Ctrl-C reaches it), has no timeout, and may be given one pipe of its own
+// for a short message back.
 #pragma once
 
 #include <chrono>
@@ -65,6 +70,38 @@ struct Outcome {
 // Throws std::system_error when it cannot be started (no such program, not
 // executable, no pipes); throws std::invalid_argument for an empty argv.
 Outcome run(const Command& cmd);
+
+// A child attached to this process's terminal (see the top of this file).
+struct AttachedCommand {
+    std::vector<std::string> argv;  // as Command's
+    std::vector<std::string> env;   // as Command's
+    // When true, the write end of a pipe is the child's descriptor
+    // kMessageFd; what it writes there is returned (up to message_cap).
+    bool message_pipe = false;
+    std::size_t message_cap = 4096;
+};
+
+// The child's descriptor of AttachedCommand's message pipe.
+inline constexpr int kMessageFd = 3;
+
+struct AttachedOutcome {
+    Ending ending = Ending::Exited;  // Exited or Signaled: there is no timeout
+    int exit_code = -1;
+    int signal = 0;
+    Captured message;  // empty unless message_pipe
+
+    int shell_status() const noexcept { return signal != 0 ? 128 + signal : exit_code; }
+};
+
+// Runs the command to its end and returns how it ended. The child gets this
+// process's descriptors 0-2 as they are, the message pipe as kMessageFd when
+// asked for, and nothing else; its signal mask is ours and every signal this
+// process does not ignore is at its default action. Meanwhile this process
+// ignores SIGINT and SIGQUIT (as system(3) does: the terminal sends them to
+// the child too, which decides) and restores them afterwards. Throws
+// std::system_error when it cannot be started, std::invalid_argument for an
+// empty argv.
+AttachedOutcome run_attached(const AttachedCommand& cmd);
 
 // `base` (NAME=VALUE entries, e.g. the caller's environment) with each entry
 // of `overrides` replacing the entry of the same NAME, or added after them.

@@ -3,7 +3,8 @@
 //
 // Like OpenSSH's StrictModes (safe_path in misc.c): the directory and each of
 // its ancestors up to / must be owned by root or the effective user and not
-// writable by group or others. One exception, for ancestors only: a root-owned
+// writable by group or others (group write by the user's own private group
+// excepted: conda makes ~/.conda 02775). One exception, for ancestors only: a root-owned
 // directory with the sticky bit (/tmp) is fine, because there nobody can
 // rename or remove what another user made.
 //
@@ -23,6 +24,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <sys/types.h>
 
 namespace condaguard::fs {
 
@@ -74,8 +76,14 @@ std::optional<DirFault> find_unsafe_dir(const std::filesystem::path& dir);
 // or nothing when it holds.
 // "owned by uid N, not by you or root"
 std::optional<std::string> foreign_owner(const struct stat& st);
-// "writable by group or others (mode 0775)"
+// "writable by group or others (mode 0775)". Group write is fine when the
+// owner is the effective user and the group is that user's private group
+// (is_user_private_group): conda itself makes ~/.conda 02775.
 std::optional<std::string> writable_by_others(const struct stat& st);
+
+// Whether `gid` is the effective user's private group: the user's primary
+// group, named like the user, listing no other member (read once).
+bool is_user_private_group(gid_t gid);
 
 // The rule for one directory: a fault for `st` (of `path`) or nothing.
 // `ancestor`: a root-owned sticky directory is accepted.

@@ -19,11 +19,18 @@ enum class Verdict {
     Expired,       // signed index past its expiry
     Rollback,      // signed index older than one already seen
     Error,         // anything else (I/O, internal): always refuses
+    // Nothing was authenticated: only the install gate gives it, to a package
+    // of a channel its policy allows unsigned (signatures: none), fetched,
+    // hashed against its index record, extracted and placed like a signed
+    // one. Never a pass anywhere else (exit_code 1); the gate's report
+    // accepts it as what the policy allowed, and shows it on its own line.
+    Unverified,
 };
 
 std::string_view to_string(Verdict v) noexcept;
 
-// Exit status for a verdict: 0 valid, 2 for Error (I/O, usage, internal), 1 otherwise.
+// Exit status for a verdict: 0 valid, 2 for Error (I/O, usage, internal), 1
+// otherwise (UNVERIFIED included).
 int exit_code(Verdict v) noexcept;
 
 // The outcome of checking one artifact. `key` and `fingerprint` are set
