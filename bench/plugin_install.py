@@ -4,18 +4,16 @@ wall time of `conda create -p PREFIX --override-channels -c URL <N names> -y`
 of N signed packages of mixed sizes (about M MB in all) served by a local
 nginx, with a fresh empty package cache, prefix and gate state each run:
   ungated: conda alone (`--no-plugins`): conda downloads, checks and extracts;
-  gated:   the same command through the gate: `conda-guard create ...` (the
-           wrapper, CONDA_EXE = the same conda) when this conda-guard has it,
-           else the same conda with the plugin installed (the line says which);
-           the gate downloads, verifies and extracts, conda only links.
+  gated:   the same command through the wrapper, `conda-guard create ...`
+           with CONDA_EXE the same conda: the gate downloads, verifies and
+           extracts, conda only links.
 Target: gated no slower than ungated. After each gated run the prefix must
-hold exactly what the ungated run put there (every file and its sha256;
-conda-meta by name only), so the gated side cannot win by installing less.
+hold exactly what the ungated run put there (every entry, its mode and
+sha256; conda-meta by name only), so the gated side cannot win by installing less.
 Also prints the peak RSS of the conda-guard processes (sampled from
 /proc/PID/status VmHWM every 0.1 s while they run).
 The conda is the stand-in of the plugin tests (plugin/tests/standin_conda, in
-a throwaway venv), or --conda PATH (a real conda; never needed; without the
-wrapper, the plugin must be installed in it: `conda-guard plugin install`).
+a throwaway venv), or --conda PATH (a real conda; never needed).
 Exits 1 when gated is slower than ungated (after printing every figure).
 Usage: bench/plugin_install.py conda-sign conda-guard make_packages
          [--packages N] [--total-mb M] [--runs R] [--conda PATH]"""
@@ -86,12 +84,6 @@ def prefix_content(prefix, snapshot):
     return out
 
 
-def has_wrapper(guard):
-    """Whether this conda-guard has the wrapper (`conda-guard create ...`)."""
-    p = subprocess.run([guard, "--help"], capture_output=True, text=True, timeout=60)
-    return any(line.split()[:1] == ["create"] for line in p.stdout.splitlines())
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("conda_sign")
@@ -107,7 +99,7 @@ def main():
     import standin_env as se  # reads the two above when imported
 
     with tempfile.TemporaryDirectory(prefix="condaguard-bench-plugin.") as tmp:
-        plain = se.CondaInstall(os.path.join(tmp, "plain"))  # no plugin: ungated, and the wrapper's conda
+        plain = se.CondaInstall(os.path.join(tmp, "plain"))  # the plugin is not installed in it
         ws = se.Workspace(os.path.join(tmp, "ws"), plain)
         conda = os.path.abspath(a.conda) if a.conda else plain.conda
         env = dict(ws.env, CONDA_EXE=conda)
@@ -117,23 +109,6 @@ def main():
         names = [f.rsplit("-", 2)[0] for f in files]
         prefix = os.path.join(tmp, "prefix")
         state = env["CONDA_GUARD_STATE_DIR"]
-
-        if has_wrapper(guard):
-            gated_conda, how = [guard], "conda-guard create (the wrapper, CONDA_EXE=%s)" % conda
-        elif a.conda:
-            st = subprocess.run([guard, "plugin", "status", "--conda", conda], capture_output=True, text=True,
-                                env=env, timeout=120)
-            if st.returncode != 0:
-                sys.exit("this conda-guard has no wrapper and the plugin is not loaded by %s:\n%s"
-                         % (conda, st.stdout + st.stderr))
-            gated_conda, how = [conda], "%s with the plugin installed (no wrapper in this conda-guard)" % conda
-        else:
-            with_plugin = se.CondaInstall(os.path.join(tmp, "with-plugin"))
-            r = with_plugin.install_plugin(env)
-            if r.returncode != 0:
-                sys.exit("conda-guard plugin install failed:\n" + r.stdout + r.stderr)
-            gated_conda = [with_plugin.conda]
-            how = "the stand-in conda with the plugin installed (no wrapper in this conda-guard)"
         label = "conda %s" % (conda if a.conda else "stand-in (plugin/tests/standin_conda)")
 
         nginx, port = start_nginx(tmp, os.path.join(tmp, "www"))
@@ -143,7 +118,7 @@ def main():
                       "    channel_id: bench\n" % url)
             args = ["create", "-p", prefix, "--override-channels", "-c", url, "-y"] + names
             ungated_cmd = [conda, "--no-plugins"] + args
-            gated_cmd = gated_conda + args
+            gated_cmd = [guard] + args  # the wrapper; CONDA_EXE in env names the same conda
             sampler = PeakRss(guard)
             t_ungated, t_gated, expected = None, None, None
             for i in range(a.runs):
@@ -176,8 +151,8 @@ def main():
         print("conda create of %d signed packages (%.0f MB, %d files in the prefix, same content both ways) "
               "from local nginx, %s, fresh cache each run, best of %d:"
               % (len(files), total / 1e6, files_in_prefix, label, a.runs))
-        print("  ungated (--no-plugins) %.2f s; gated through %s %.2f s: %.2fx (target <= 1.0x) %s"
-              % (t_ungated, how, t_gated, ratio, "PASS" if ok else "MISS"))
+        print("  ungated (conda --no-plugins create) %.2f s; gated (conda-guard create, CONDA_EXE the same conda) "
+              "%.2f s: %.2fx (target <= 1.0x) %s" % (t_ungated, t_gated, ratio, "PASS" if ok else "MISS"))
         print("  peak RSS of conda-guard (sampled): " + (", ".join(
             "%s %.1f MB" % (sub or "(no args)", kib / 1024) for sub, kib in sorted(sampler.peak_kib.items()))
             or "no conda-guard process was seen"))
