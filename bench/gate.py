@@ -11,68 +11,12 @@ Usage: bench/gate.py conda-sign conda-guard make_packages [--packages N] [--tota
 
 import argparse
 import os
-import resource
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def run(cmd, env=None, **kw):
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, **kw)
-    if p.returncode != 0:
-        sys.exit("benchmark command failed (%d): %s\n%s" % (p.returncode, " ".join(cmd[:6]), p.stderr.decode()))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_nginx(tmp, root):
-    port = free_port()
-    prefix = os.path.join(tmp, "nginx")
-    os.makedirs(os.path.join(prefix, "logs"))
-    conf = os.path.join(prefix, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("""daemon off; master_process off; worker_processes 1; pid %(p)s/nginx.pid;
-error_log stderr error;
-events { worker_connections 256; }
-http { access_log off; sendfile on; keepalive_requests 100000;
-  client_body_temp_path %(p)s/b; proxy_temp_path %(p)s/x; fastcgi_temp_path %(p)s/f;
-  uwsgi_temp_path %(p)s/u; scgi_temp_path %(p)s/s;
-  types { application/octet-stream conda bz2; application/json json; }
-  server { listen 127.0.0.1:%(port)d; root %(root)s; } }
-""" % {"p": prefix, "port": port, "root": root})
-    proc = subprocess.Popen(["nginx", "-p", prefix, "-c", conf], stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit("nginx did not start: " + proc.stderr.read().decode())
-
-
-def timed_child(cmd, env=None):
-    """Runs cmd; returns (seconds, rusage of that child)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, ru = os.wait4(p.pid, 0)
-    t = time.perf_counter() - t0
-    err = p.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit("benchmark command failed: %s\n%s" % (" ".join(cmd[:6]), err))
-    return t, ru
-
-
-def drop_to(path):
-    shutil.rmtree(path, ignore_errors=True)
-    os.makedirs(path)
+from harness import drop_to, make_signed_channel, run, start_nginx, timed_child
 
 
 def reference(urls, files, tmp):
@@ -119,21 +63,11 @@ def main():
         for k in list(env):
             if k.startswith("CONDA") and k not in ("CONDA_KEYS_DIR", "CONDA_GUARD_STATE_DIR"):
                 del env[k]
-        run([sign, "--keygen", "bench"], env)
         ch = os.path.join(tmp, "www", "bench")
-        print("making %d packages of about %d MB in all..." % (a.packages, a.total_mb))
-        run([os.path.abspath(a.make_packages), ch, str(a.packages), str(a.total_mb)])
-        run([guard, "index", ch, "--sign", "bench", "--channel-id", "bench", "--sign-packages"], env)
-        noarch = os.path.join(ch, "noarch")
-        files = sorted(f for f in os.listdir(noarch) if f.endswith((".conda", ".tar.bz2")))
-        total = sum(os.path.getsize(os.path.join(noarch, f)) for f in files)
+        files, total = make_signed_channel(sign, guard, a.make_packages, ch, env, a.packages, a.total_mb)
         nginx, port = start_nginx(tmp, os.path.join(tmp, "www"))
         try:
             urls = ["http://127.0.0.1:%d/bench/noarch/%s" % (port, f) for f in files]
-            for f in files:  # both sides read the served files from the page cache
-                with open(os.path.join(noarch, f), "rb") as fo:
-                    while fo.read(1 << 20):
-                        pass
             pkgs = os.path.join(tmp, "pkgs")
             t_gate, t_ref, inblock, rss = None, None, None, 0
             for i in range(a.runs):
