@@ -48,8 +48,11 @@ std::filesystem::path target_prefix(const AuditArgs& a, const GateSetup& setup) 
         if (std::filesystem::is_directory(dir / a.name / "conda-meta", ec)) return dir / a.name;
         looked.push_back(dir.string());
     }
-    throw CommandError(2, fmt::format("no environment {} in envs_dirs ({})", condaguard::quoted(a.name),
-                                      fmt::join(looked, ", ")));
+    const bool root_known = !root_prefix(read_variables()).empty();
+    throw CommandError(2, fmt::format("no environment {} in envs_dirs ({}){}", condaguard::quoted(a.name),
+                                      fmt::join(looked, ", "),
+                                      root_known ? "" : "; conda's root prefix is unknown (set CONDA_EXE or "
+                                                        "CONDA_ROOT, or give -p PREFIX)"));
 }
 
 int run_audit(const AuditArgs& a, const Reporter& out) {

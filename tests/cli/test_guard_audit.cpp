@@ -117,9 +117,17 @@ TEST_F(GuardAudit, A24_online_checks_a_record_whose_archive_is_gone_against_the_
 TEST_F(GuardAudit, name_is_found_in_envs_dirs) {
     const RunResult r = audit({"-n", "env"}, {"CONDA_ENVS_DIRS=/nonexistent:" + env_.prefix().parent_path().string()});
     EXPECT_EQ(r.status, 0) << r.out << r.err;
-    const RunResult missing = audit({"-n", "nope"}, {"CONDA_ENVS_DIRS=" + env_.prefix().parent_path().string()});
+    const RunResult missing = audit({"-n", "nope"}, {"CONDA_ENVS_DIRS=" + env_.prefix().parent_path().string(),
+                                                     "CONDA_EXE=", "CONDA_ROOT="});
     EXPECT_EQ(missing.status, 2);
     EXPECT_NE(missing.err.find("no environment 'nope'"), std::string::npos) << missing.err;
+    // Without CONDA_EXE or CONDA_ROOT, conda's root envs/ is not searched: say so.
+    EXPECT_NE(missing.err.find("root prefix is unknown (set CONDA_EXE or CONDA_ROOT, or give -p PREFIX)"),
+              std::string::npos)
+        << missing.err;
+    const RunResult rooted = audit({"-n", "nope"}, {"CONDA_ENVS_DIRS=" + env_.prefix().parent_path().string(),
+                                                    "CONDA_ROOT=" + env_.prefix().parent_path().string()});
+    EXPECT_EQ(rooted.err.find("root prefix is unknown"), std::string::npos) << rooted.err;
 }
 
 TEST_F(GuardAudit, active_environment_by_default) {
