@@ -17,9 +17,12 @@
 
 #include <algorithm>
 #include <array>
+#include <fcntl.h>
 #include <fstream>
+#include <linux/fs.h>
 #include <map>
 #include <set>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -522,8 +525,47 @@ TEST_F(Gate, A14_symlinked_claimant_is_not_followed) {
 // `own_folder`: the read-only directory already has a .condaguard the gate
 // can lock (so the refusal comes from the move itself, after claimants in
 // the other directories were moved, and they must be put back).
+// Makes `dir` unwritable for this process: mode 0555, or, for root (which
+// ignores modes), the immutable attribute (chattr +i; needs
+// CAP_LINUX_IMMUTABLE and a file system that has it). Undone on destruction.
+class Unwritable {
+public:
+    explicit Unwritable(stdfs::path dir) : dir_(std::move(dir)) {
+        if (::geteuid() != 0) {
+            stdfs::permissions(dir_, stdfs::perms(0555));
+            done_ = true;
+            return;
+        }
+        done_ = set_immutable(true);
+    }
+    ~Unwritable() {
+        if (!done_) return;
+        if (::geteuid() != 0) stdfs::permissions(dir_, stdfs::perms(0755));
+        else set_immutable(false);
+    }
+    Unwritable(const Unwritable&) = delete;
+    Unwritable& operator=(const Unwritable&) = delete;
+    bool done() const { return done_; }
+
+private:
+    bool set_immutable(bool on) const {
+        const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return false;
+        int flags = 0;
+        bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+        if (ok) {
+            flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+            ok = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+        }
+        ::close(fd);
+        return ok;
+    }
+
+    stdfs::path dir_;
+    bool done_ = false;
+};
+
 void Gate::expect_read_only_claimant_refused(bool own_folder, const std::string& fragment) {
-    if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory modes";
     const stdfs::path other = t_ / "other-pkgs";
     const stdfs::path ro = t_ / "ro-pkgs";
     write_file(pkgs() / "urls.txt", "");
@@ -536,11 +578,8 @@ void Gate::expect_read_only_claimant_refused(bool own_folder, const std::string&
         stdfs::create_directory(ro / ".condaguard");
         stdfs::permissions(ro / ".condaguard", stdfs::perms::owner_all);
     }
-    stdfs::permissions(ro, stdfs::perms(0555));
-    struct Restore {
-        stdfs::path p;
-        ~Restore() { stdfs::permissions(p, stdfs::perms(0755)); }
-    } restore{ro};
+    const Unwritable unwritable(ro);
+    if (!unwritable.done()) GTEST_SKIP() << "root ignores modes, and chattr +i is not available here";
     options_.pkgs_dirs = {pkgs(), other, ro};
     auto outside_guard = [](std::map<std::string, std::string> m) {
         std::erase_if(m, [](const auto& kv) { return kv.first.starts_with(".condaguard"); });
