@@ -87,6 +87,14 @@ protected:
     stdfs::path ch() const { return t_ / "channel"; }
     stdfs::path pkgs() const { return t_ / "pkgs"; }
     std::string url(const stdfs::path& pkg) const { return "file://" + pkg.string(); }
+    // conda-forge today: no signature anywhere in the channel.
+    void strip_signatures() const {
+        for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
+            if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    }
+    // The policy's "signatures: none" for the channel.
+    void allow_unsigned() { trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = rule_source}; }
+    const std::string rule_source = "/etc/conda/guard.yaml:7:17";
 
     GateReport gate(const std::vector<std::string>& urls) {
         std::vector<PackageUrl> ps;
@@ -844,12 +852,8 @@ class GateUnsigned : public Gate {
 protected:
     void SetUp() override {
         Gate::SetUp();
-        // conda-forge today: no signature anywhere.
-        for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
-            if (e.path().extension() == ".sig") stdfs::remove(e.path());
+        strip_signatures();
     }
-    void allow_unsigned() { trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = rule_source}; }
-    const std::string rule_source = "/etc/conda/guard.yaml:7:17";
 };
 
 TEST_F(GateUnsigned, A1_signatures_none_package_is_UNVERIFIED_and_placed_like_a_signed_one) {
@@ -918,8 +922,7 @@ TEST_F(GateUnsigned, A1_seen_signed_then_signatures_none_is_a_refused_downgrade)
     // Signed first (the fixture's channel, signatures back), then stripped while the policy says none.
     sign_index();
     ASSERT_EQ(to_string(one(alpha_).verdict), "VALID");
-    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
-        if (e.path().extension() == ".sig") stdfs::remove(e.path());
+    strip_signatures();
     allow_unsigned();
     expect_refused(beta_, Verdict::MissingSig, "conda-guard state reset example");
     const auto rep = gate({url(beta_)});
@@ -1130,9 +1133,8 @@ TEST_F(GateHttp, A26_credentials_never_sent_over_http) {
 
 TEST_F(GateHttp, A1_signatures_none_asks_the_server_for_no_sig) {
     Deadline d(30);
-    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
-        if (e.path().extension() == ".sig") stdfs::remove(e.path());
-    trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = "guard.yaml:3:17"};
+    strip_signatures();
+    allow_unsigned();
     FaultServer srv;
     serve_channel(srv);
     const Result r = one_url(srv.url(rel(alpha_)));
@@ -1160,9 +1162,8 @@ TEST_F(GateHttp, A5_cached_copy_fetches_the_channels_sig_and_not_the_archive) {
 
 TEST_F(GateHttp, A1_signatures_none_cached_copy_asks_for_no_sig_and_no_download) {
     Deadline d(30);
-    for (const auto& e : stdfs::directory_iterator(ch() / "noarch"))
-        if (e.path().extension() == ".sig") stdfs::remove(e.path());
-    trust_.unsigned_by_policy = ChannelTrust::Unsigned{.rule = "conda-forge", .source = "guard.yaml:3:17"};
+    strip_signatures();
+    allow_unsigned();
     FaultServer srv;
     serve_channel(srv);
     ASSERT_EQ(to_string(one_url(srv.url(rel(alpha_))).verdict), "UNVERIFIED");
