@@ -24,14 +24,16 @@ namespace {
 
 constexpr std::size_t read_chunk = 256 * 1024;
 
-// Feeds libarchive from a file descriptor, hashing every byte handed over.
+// Feeds libarchive from a file descriptor, hashing every byte handed over
+// (SHA-256, and MD5 unless told not to: extraction compares SHA-256 only,
+// and MD5 costs more than SHA-256 on CPUs with SHA extensions).
 // With `max_bytes`, reads at most max_bytes + 1 bytes: one more is enough to
 // know the file is longer, and nothing past it is read.
 struct HashingSource {
     int fd;
     std::optional<std::uint64_t> max_bytes;
     ossl::MdCtx sha{ossl::check_ptr(EVP_MD_CTX_new(), "EVP_MD_CTX_new")};
-    ossl::MdCtx md5{ossl::check_ptr(EVP_MD_CTX_new(), "EVP_MD_CTX_new")};
+    ossl::MdCtx md5;  // null when MD5 is not wanted
     std::uint64_t size = 0;
     std::unique_ptr<unsigned char[]> buf = std::make_unique_for_overwrite<unsigned char[]>(read_chunk);
     int read_errno = 0;
@@ -41,9 +43,13 @@ struct HashingSource {
     std::size_t tail_cap = 0;
     std::string tail;
 
-    explicit HashingSource(int f, std::optional<std::uint64_t> max = std::nullopt) : fd(f), max_bytes(max) {
+    explicit HashingSource(int f, std::optional<std::uint64_t> max = std::nullopt,
+                           detail::Digests digests = detail::Digests::Sha256AndMd5)
+        : fd(f), max_bytes(max) {
         ossl::check(EVP_DigestInit_ex2(sha.get(), ossl::sha256(), nullptr), "EVP_DigestInit_ex2");
+        if (digests == detail::Digests::Sha256Only) return;
         static const ossl::Md md5_md{ossl::check_ptr(EVP_MD_fetch(nullptr, "MD5", nullptr), "EVP_MD_fetch(MD5)")};
+        md5 = ossl::MdCtx{ossl::check_ptr(EVP_MD_CTX_new(), "EVP_MD_CTX_new")};
         ossl::check(EVP_DigestInit_ex2(md5.get(), md5_md.get(), nullptr), "EVP_DigestInit_ex2");
     }
 
@@ -66,7 +72,8 @@ struct HashingSource {
             return -1;
         }
         ossl::check(EVP_DigestUpdate(sha.get(), buf.get(), static_cast<std::size_t>(n)), "EVP_DigestUpdate");
-        ossl::check(EVP_DigestUpdate(md5.get(), buf.get(), static_cast<std::size_t>(n)), "EVP_DigestUpdate");
+        if (md5)
+            ossl::check(EVP_DigestUpdate(md5.get(), buf.get(), static_cast<std::size_t>(n)), "EVP_DigestUpdate");
         size += static_cast<std::uint64_t>(n);
         if (tail_cap > 0) {
             // Keep only the last tail_cap bytes: copy just the end of this chunk.
@@ -106,7 +113,7 @@ struct HashingSource {
     void finish(PackageScan& out) {
         unsigned int len = 0;
         ossl::check(EVP_DigestFinal_ex(sha.get(), out.sha256.data(), &len), "EVP_DigestFinal_ex");
-        ossl::check(EVP_DigestFinal_ex(md5.get(), out.md5.data(), &len), "EVP_DigestFinal_ex");
+        if (md5) ossl::check(EVP_DigestFinal_ex(md5.get(), out.md5.data(), &len), "EVP_DigestFinal_ex");
         out.size = size;
     }
 };
@@ -588,9 +595,9 @@ std::string detail::normalised_member_path(std::string_view raw, const std::stri
 }
 
 PackageScan detail::walk_package(int fd, const PackageName& name, const ScanLimits& limits,
-                                 std::optional<std::uint64_t> max_bytes, MemberSink& sink) {
+                                 std::optional<std::uint64_t> max_bytes, MemberSink& sink, Digests digests) {
     rewind(fd);
-    HashingSource src(fd, max_bytes);
+    HashingSource src(fd, max_bytes, digests);
     std::uint64_t file_size = 0;
     if (max_bytes) {
         file_size = *max_bytes;

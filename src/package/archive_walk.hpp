@@ -45,12 +45,16 @@ public:
 // CorruptPackage for an absolute path or a ".." segment.
 std::string normalised_member_path(std::string_view raw, const std::string& where);
 
+enum class Digests { Sha256AndMd5, Sha256Only };
+
 // Walks the archive in `fd` from its start (the descriptor is rewound),
 // reading at most max_bytes + 1 raw bytes when max_bytes is set, and hands
 // every tree member to `sink`. Returns the raw bytes' size and digests
-// (index_json stays empty: the sink sees info/index.json like any member).
+// (index_json stays empty: the sink sees info/index.json like any member;
+// with Digests::Sha256Only, md5 stays all zeros).
 // Throws CorruptPackage as scan_package does.
 PackageScan walk_package(int fd, const PackageName& name, const ScanLimits& limits,
-                         std::optional<std::uint64_t> max_bytes, MemberSink& sink);
+                         std::optional<std::uint64_t> max_bytes, MemberSink& sink,
+                         Digests digests = Digests::Sha256AndMd5);
 
 }  // namespace condaguard::detail

@@ -292,7 +292,8 @@ PackageScan extract_package(int archive_fd, const PackageName& name, const Trust
                                  .max_ratio = UINT64_MAX,
                                  .max_info_bytes = UINT64_MAX,
                                  .max_members = limits.max_members};
-    PackageScan out = detail::walk_package(archive_fd, name, scan_limits, verified.size, sink);
+    PackageScan out =
+        detail::walk_package(archive_fd, name, scan_limits, verified.size, sink, detail::Digests::Sha256Only);
     if (out.size != verified.size || out.sha256 != verified.sha256)
         throw VerdictError(Verdict::Invalid, "changed while being read");
     sink.finish();
