@@ -140,6 +140,39 @@ private:
     bool closed_ = false;
 };
 
+// Early writeback: while the workers extract, the package directory's file
+// system is synced in the background each time a package was extracted
+// since the last sync, so that the one sync before anything is published
+// (PackageDir::sync, which alone counts and reports errors) has little left
+// to write. Syncing waits on the disk, not the CPU the workers use.
+class Writeback {
+public:
+    explicit Writeback(int fd) : fd_(fd), thread_([this](std::stop_token stop) { loop(stop); }) {}
+    void kick() {
+        {
+            std::lock_guard l(mutex_);
+            pending_ = true;
+        }
+        cv_.notify_one();
+    }
+
+private:
+    void loop(std::stop_token stop) {
+        std::unique_lock l(mutex_);
+        while (cv_.wait(l, stop, [&] { return pending_; })) {
+            pending_ = false;
+            l.unlock();
+            (void)::syncfs(fd_);
+            l.lock();
+        }
+    }
+    int fd_;
+    std::mutex mutex_;
+    std::condition_variable_any cv_;
+    bool pending_ = false;
+    std::jthread thread_;  // last: stopped and joined before the rest goes
+};
+
 // Where a channel is, as the state remembers it: the URL without
 // credentials, scheme and host in lower case, no trailing '/', so that one
 // channel written two ways is one location (a downgrade is seen either way).
@@ -615,9 +648,10 @@ public:
             std::optional<std::string> aside;
         };
         std::vector<Found> found;
+        if (scans_.empty()) throw std::logic_error("claimants cleared before the package directories were scanned");
         for (std::size_t i = 0; i < dirs_.size(); ++i) {
             if (!dirs_[i]) continue;
-            for (auto& name : dirs_[i]->find_claimants(pkg)) {
+            for (auto& name : scans_[i].claimants(pkg)) {
                 if (i == 0 && name == keep) continue;
                 if (name == ".condaguard" || name == "urls.txt")
                     throw refusal(i, name, "and the gate never removes its own folder or conda's urls.txt");
@@ -673,6 +707,18 @@ public:
             for (auto& st : staging)
                 if (st) kept_.push_back(std::move(st));
         return out;  // unless held, the staging folders and what was moved into them are deleted here
+    }
+
+    // What every package directory's folders claim, read now: clear() looks
+    // claimants up in it (each directory read once a pass, not once a
+    // package). A folder it names that has gone since is skipped; one that
+    // appears after it is found by the next scan.
+    void scan() {
+        std::lock_guard guard(mutex_);
+        std::vector<ClaimScan> scans(dirs_.size());
+        for (std::size_t i = 0; i < dirs_.size(); ++i)
+            if (dirs_[i]) scans[i] = dirs_[i]->scan_claims();
+        scans_ = std::move(scans);
     }
 
     // Every folder held by clear(Hold::Yes) back at its name, newest first
@@ -733,6 +779,7 @@ private:
     };
     std::vector<Held> held_;
     std::vector<std::unique_ptr<Staging>> kept_;
+    std::vector<ClaimScan> scans_;  // per directory, from the last scan()
     std::mutex mutex_;
 };
 
@@ -937,10 +984,14 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         if (!jobs[i].refused && left[i] == 0) queue.push(i);
     {
         const unsigned workers = o.jobs != 0 ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
+        Writeback writeback(target.fd());
         std::vector<std::jthread> pool;
         for (unsigned w = 0; w < workers; ++w)
             pool.emplace_back([&] {
-                for (std::size_t i; queue.pop(i);) finish(i);
+                for (std::size_t i; queue.pop(i);) {
+                    finish(i);
+                    writeback.kick();
+                }
             });
         const WorkQueue::Closer closer{queue};  // before the pool joins, whatever happens
         if (!reqs.empty())
@@ -970,8 +1021,11 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
                                          jobs.begin(), jobs.end(), [](const Job& j) { return !j.ready; }));
     };
     if (refused_count() == 0) {
+        Result scanned{.verdict = Verdict::Valid};
+        guarded(scanned, [&] { claimants.scan(); });
         for (auto& j : jobs) {
             guarded(j.result, [&] {
+                if (scanned.verdict != Verdict::Valid) throw VerdictError(scanned.verdict, scanned.reason);
                 j.cleaned = claimants.clear(j.url->name, j.url->name.stem(), Claimants::Hold::Yes);
             });
             if (j.result.verdict == Verdict::Valid) continue;
@@ -982,27 +1036,53 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         }
     }
     if (refused_count() == 0) {
+        // Each staged (step 1 of place), the file system synced once, then each published.
+        const auto request = [](const Job& j) {
+            return PlaceRequest{.fn = j.url->fn,
+                                .archive_fd = j.archive.get(),
+                                .sig_bytes = j.is_unsigned() ? std::nullopt : std::optional<std::string>(j.sig_text),
+                                .repodata_record_json = j.record_json,
+                                .url = redact_url(j.url->url)};
+        };
+        std::vector<Staging*> prepared;
         for (auto& j : jobs) {
-            const Result verified = j.result;
             guarded(j.result, [&] {
-                target.place(lock, *j.staging,
-                             PlaceRequest{.fn = j.url->fn,
-                                          .archive_fd = j.archive.get(),
-                                          .sig_bytes = j.is_unsigned() ? std::nullopt
-                                                                       : std::optional<std::string>(j.sig_text),
-                                          .repodata_record_json = j.record_json,
-                                          .url = redact_url(j.url->url)});
-                j.placed = (target.path() / j.url->name.stem()).string();
-                j.result.reason = fmt::format("{}; placed in {}", verified.reason, j.placed);
-                j.unverified = j.is_unsigned();
+                target.prepare(lock, *j.staging, request(j));
+                prepared.push_back(&*j.staging);
             });
-            if (j.placed.empty()) {
-                // An I/O error: those placed before stay (each is whole), the rest are not placed.
+            if (j.result.verdict != Verdict::Valid) {
                 j.ready = false;
                 break;
             }
         }
-        claimants.commit();
+        if (refused_count() == 0) {
+            Result synced{.verdict = Verdict::Valid};
+            guarded(synced, [&] { target.sync(lock, prepared); });
+            if (synced.verdict != Verdict::Valid)
+                for (auto& j : jobs) {
+                    j.result = Result{.path = j.result.path, .verdict = synced.verdict, .reason = synced.reason};
+                    j.ready = false;
+                }
+        }
+        if (refused_count() == 0) {
+            for (auto& j : jobs) {
+                const Result verified = j.result;
+                guarded(j.result, [&] {
+                    target.publish(lock, *j.staging, request(j));
+                    j.placed = (target.path() / j.url->name.stem()).string();
+                    j.result.reason = fmt::format("{}; placed in {}", verified.reason, j.placed);
+                    j.unverified = j.is_unsigned();
+                });
+                if (j.placed.empty()) {
+                    // An I/O error: those placed before stay (each is whole), the rest are not placed.
+                    j.ready = false;
+                    break;
+                }
+            }
+            claimants.commit();
+        } else {
+            claimants.restore();  // nothing was placed
+        }
     } else {
         claimants.restore();
     }
@@ -1018,10 +1098,14 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     // Once more, now that everything is placed: a claimant that appeared
     // meanwhile (written by something that does not take the lock) goes too,
     // or the placed package becomes an ERROR.
+    for (auto& j : jobs) j.staging.reset();
+    Result rescanned{.verdict = Verdict::Valid};
+    if (std::ranges::any_of(jobs, [](const Job& j) { return !j.placed.empty(); }))
+        guarded(rescanned, [&] { claimants.scan(); });
     for (auto& j : jobs) {
-        j.staging.reset();
         if (j.placed.empty() || j.result.verdict != Verdict::Valid) continue;
         guarded(j.result, [&] {
+            if (rescanned.verdict != Verdict::Valid) throw VerdictError(rescanned.verdict, rescanned.reason);
             for (auto& path : claimants.clear(j.url->name, j.url->name.stem())) j.cleaned.push_back(std::move(path));
         });
         if (j.result.verdict == Verdict::Valid) report.placed.push_back(j.placed);

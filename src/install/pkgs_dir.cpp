@@ -5,8 +5,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
+#include <iterator>
 #include <stdexcept>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -102,33 +104,40 @@ std::string random_name() {
     return out;
 }
 
-// Whether a JSON file in info/ could make conda take the folder for `pkg`:
-// it names it, or it cannot be shown to name another package.
-bool json_claims(int info, const std::string& file, const PackageName& pkg, const std::filesystem::path& display) {
-    if (fs::kind_at(info, file) == fs::FileKind::Missing) return false;
+// What a JSON file in info/ could make conda take the folder for: nothing
+// (it is not there), the one package it names, or, when it cannot be shown
+// to name one package, any package.
+struct FileClaim {
+    enum class Kind { None, One, Any } kind = Kind::None;
+    std::tuple<std::string, std::string, std::string> package;  // name, version, build (Kind::One)
+};
+
+FileClaim json_claim(int info, const std::string& file, const std::filesystem::path& display) {
+    if (fs::kind_at(info, file) == fs::FileKind::Missing) return {};
+    const FileClaim any{.kind = FileClaim::Kind::Any};
     fs::OpenedFile f;
     try {
         f = fs::open_untrusted_at(info, file, display);
     } catch (const fs::NotRegularFile&) {
-        return true;  // conda's open() follows a link
+        return any;  // conda's open() follows a link
     }
     const fs::CappedRead r = fs::read_capped(f.fd.get(), max_claim_json_bytes, display.string());
-    if (r.too_big) return true;
+    if (r.too_big) return any;
     nlohmann::json j;
     try {
         j = parse_json(r.data, JsonLimits{.max_bytes = max_claim_json_bytes});
     } catch (const JsonError&) {
-        return true;
+        return any;
     }
-    if (!j.is_object()) return true;
-    for (auto [key, want] : {std::pair<const char*, const std::string*>{"name", &pkg.name},
-                             {"version", &pkg.version},
-                             {"build", &pkg.build}}) {
+    if (!j.is_object()) return any;
+    std::string fields[3];
+    for (std::size_t i = 0; const char* key : {"name", "version", "build"}) {
         auto it = j.find(key);
-        if (it == j.end() || !it->is_string()) return true;
-        if (it->get_ref<const std::string&>() != *want) return false;
+        if (it == j.end() || !it->is_string()) return any;
+        fields[i++] = it->get_ref<const std::string&>();
     }
-    return true;
+    return FileClaim{.kind = FileClaim::Kind::One,
+                     .package = {std::move(fields[0]), std::move(fields[1]), std::move(fields[2])}};
 }
 
 }  // namespace
@@ -265,16 +274,20 @@ Staging PackageDir::stage(const PackageDirLock& held) const {
 }
 
 void PackageDir::place(const PackageDirLock& held, Staging& staging, const PlaceRequest& req) const {
+    prepare(held, staging, req);
+    sync(held, {&staging});
+    publish(held, staging, req);
+}
+
+void PackageDir::prepare(const PackageDirLock& held, Staging& staging, const PlaceRequest& req) const {
     check_held(held);
-    if (staging.spent_ || !staging.dir_) throw std::logic_error("staging directory already placed");
-    const PackageName pkg = package_of(req.fn);
+    if (staging.stage_ != Staging::Stage::Fresh || !staging.dir_)
+        throw std::logic_error("staging directory already prepared");
+    (void)package_of(req.fn);
     if (req.url.empty() || req.url.find_first_of("\r\n") != std::string::npos)
         throw std::invalid_argument("url is empty or holds a line break");
-    staging.spent_ = true;
-    const std::string stem = pkg.stem();
-    const std::string sig_name = req.fn + ".sig";
+    staging.stage_ = Staging::Stage::Spent;  // until this step is whole
     const int dir = staging.dir_.get();
-    const int pkgs = fd_.get();
     auto step = [&](PlaceStep s) {
         if (req.after_step) req.after_step(s);
     };
@@ -319,7 +332,32 @@ void PackageDir::place(const PackageDirLock& held, Staging& staging, const Place
     // are 0755, and every user of a shared package cache must read it. What
     // is inside keeps the modes extract_package gave (as conda's extraction).
     if (::fchmod(staging.folder_.get(), 0755) != 0) throw_errno("chmod staged folder");
-    if (::syncfs(dir) != 0) throw_errno("syncfs " + path_.string());
+    staging.stage_ = Staging::Stage::Prepared;
+}
+
+// syncfs syncs the whole file system the staging directories are on (the
+// package directory's): once for all of them.
+void PackageDir::sync(const PackageDirLock& held, const std::vector<Staging*>& prepared) const {
+    check_held(held);
+    for (const Staging* st : prepared)
+        if (st->stage_ != Staging::Stage::Prepared) throw std::logic_error("staging directory not prepared");
+    if (::syncfs(fd_.get()) != 0) throw_errno("syncfs " + path_.string());
+    for (Staging* st : prepared) st->stage_ = Staging::Stage::Synced;
+}
+
+void PackageDir::publish(const PackageDirLock& held, Staging& staging, const PlaceRequest& req) const {
+    check_held(held);
+    if (staging.stage_ != Staging::Stage::Synced || !staging.dir_)
+        throw std::logic_error("staging directory not prepared and synced");
+    staging.stage_ = Staging::Stage::Spent;
+    const PackageName pkg = package_of(req.fn);
+    const std::string stem = pkg.stem();
+    const std::string sig_name = req.fn + ".sig";
+    const int dir = staging.dir_.get();
+    const int pkgs = fd_.get();
+    auto step = [&](PlaceStep s) {
+        if (req.after_step) req.after_step(s);
+    };
     step(PlaceStep::Synced);
 
     // 2. The old folder leaves the top level before its archive changes
@@ -414,7 +452,8 @@ std::optional<std::string> PackageDir::move_aside(const PackageDirLock& held, St
     check_plain_name(name, "folder");
     if (name == ".condaguard" || name == "urls.txt")
         throw std::invalid_argument(fmt::format("{} is not a package folder", name));
-    if (!staging.dir_ || staging.spent_) throw std::logic_error("staging directory already placed");
+    if (!staging.dir_ || staging.stage_ != Staging::Stage::Fresh)
+        throw std::logic_error("staging directory already placed");
     const std::string from(name);
     const std::string aside = fmt::format("aside-{}", staging.asides_++);
     if (::renameat2(fd_.get(), from.c_str(), staging.dir_.get(), aside.c_str(), RENAME_NOREPLACE) != 0) {
@@ -443,22 +482,52 @@ void PackageDir::remove_entry(const PackageDirLock& held, std::string_view fn, R
     }
 }
 
-std::vector<std::string> PackageDir::find_claimants(const PackageName& package) const {
+ClaimScan PackageDir::scan_claims() const {
     const std::vector<std::string> names = fs::list_dir(fd_.get(), path_.string());
     if (names.size() > max_claimant_scan)
         throw std::runtime_error(fmt::format("{} has more than {} entries", path_.string(), max_claimant_scan));
-    std::vector<std::string> out;
+    ClaimScan out;
     for (const auto& name : names) {
         const fs::OpenedDir folder = fs::open_dir_at(fd_.get(), name);
         if (!folder.fd) continue;  // files, and links (conda skips them)
         const fs::OpenedDir info = fs::open_dir_at(folder.fd.get(), "info");
         if (!info.fd && info.kind != fs::FileKind::Symlink) continue;  // no info/ directory: not a package
+        const std::size_t at = out.folders_.size();
+        out.folders_.push_back(name);
+        if (!info.fd) {
+            out.any_.push_back(at);
+            continue;
+        }
         const auto display = path_ / name / "info";
-        if (!info.fd || json_claims(info.fd.get(), "index.json", package, display / "index.json") ||
-            json_claims(info.fd.get(), "repodata_record.json", package, display / "repodata_record.json"))
-            out.push_back(name);
+        FileClaim claims[2] = {json_claim(info.fd.get(), "index.json", display / "index.json"),
+                               json_claim(info.fd.get(), "repodata_record.json", display / "repodata_record.json")};
+        if (claims[0].kind == FileClaim::Kind::Any || claims[1].kind == FileClaim::Kind::Any) {
+            out.any_.push_back(at);
+            continue;
+        }
+        for (auto& c : claims) {
+            if (c.kind != FileClaim::Kind::One) continue;
+            auto& list = out.by_package_[std::move(c.package)];
+            if (list.empty() || list.back() != at) list.push_back(at);
+        }
     }
     return out;
+}
+
+std::vector<std::string> ClaimScan::claimants(const PackageName& package) const {
+    static const std::vector<std::size_t> none;
+    const auto it = by_package_.find({package.name, package.version, package.build});
+    const std::vector<std::size_t>& named = it == by_package_.end() ? none : it->second;
+    std::vector<std::size_t> both;
+    std::ranges::merge(named, any_, std::back_inserter(both));
+    std::vector<std::string> out;
+    out.reserve(both.size());
+    for (const std::size_t i : both) out.push_back(folders_[i]);
+    return out;
+}
+
+std::vector<std::string> PackageDir::find_claimants(const PackageName& package) const {
+    return scan_claims().claimants(package);
 }
 
 }  // namespace condaguard

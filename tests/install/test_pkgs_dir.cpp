@@ -119,6 +119,32 @@ TEST_F(PkgsDirTest, place_links_the_fetchers_unlinked_file) {
     expect_entry("new");
 }
 
+// A run placing many packages stages each, syncs once, then publishes each;
+// nothing reaches the top level before the sync, and publishing out of
+// that order is refused.
+TEST_F(PkgsDirTest, publish_needs_prepare_then_sync) {
+    const PackageDir dir = PackageDir::open(pkgs, CreateIfMissing::Yes);
+    const PackageDirLock held = dir.lock();
+    Staging st = dir.stage(held);
+    const fs::Fd in(::open(new_pkg.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(in);
+    const std::string bytes = read_file(new_pkg);
+    const TrustedRecord rec{.size = bytes.size(), .sha256 = sha256_bytes(bytes), .md5 = std::nullopt};
+    extract_package(in.get(), *parse_package_file_name(kFn), rec, st.folder_fd());
+    const PlaceRequest req{.fn = kFn, .archive_fd = in.get(), .sig_bytes = "new-sig\n",
+                           .repodata_record_json = record_json("new"), .url = kUrl};
+    EXPECT_THROW(dir.sync(held, {&st}), std::logic_error);  // not prepared
+    EXPECT_THROW(dir.publish(held, st, req), std::logic_error);
+    dir.prepare(held, st, req);
+    EXPECT_THROW(dir.prepare(held, st, req), std::logic_error);
+    EXPECT_THROW(dir.publish(held, st, req), std::logic_error);  // not synced
+    EXPECT_EQ(top_level(pkgs), (std::set<std::string>{"urls.txt", ".condaguard"}));
+    dir.sync(held, {&st});
+    dir.publish(held, st, req);
+    expect_entry("new");
+    EXPECT_THROW(dir.publish(held, st, req), std::logic_error);  // spent
+}
+
 TEST_F(PkgsDirTest, lock_excludes_a_second_locker) {
     Deadline d(20);
     const PackageDir dir = PackageDir::open(pkgs, CreateIfMissing::Yes);
@@ -210,6 +236,45 @@ TEST_F(PkgsDirTest, A14_planted_siblings_are_found_and_removed) {
     EXPECT_EQ(dir.find_claimants(*parse_package_file_name(kFn)), std::vector<std::string>{kStem});
     EXPECT_THROW(dir.remove_folder(held, ".condaguard"), std::invalid_argument);
     EXPECT_THROW(dir.remove_folder(held, "../x"), std::invalid_argument);
+}
+
+// One scan answers for every package: a folder is named for each package
+// its index.json or repodata_record.json names, and, failing closed, for
+// every package when either cannot be read as naming one.
+TEST_F(PkgsDirTest, A14_one_scan_answers_for_every_package) {
+    const PackageDir dir = PackageDir::open(pkgs, CreateIfMissing::Yes);
+    write_file(pkgs / "a-1-0" / "info" / "index.json", R"({"name":"a","version":"1","build":"0"})");
+    write_file(pkgs / "ab" / "info" / "index.json", R"({"name":"a","version":"1","build":"0"})");
+    write_file(pkgs / "ab" / "info" / "repodata_record.json", R"({"name":"b","version":"2","build":"0"})");
+    write_file(pkgs / "twice" / "info" / "index.json", R"({"name":"b","version":"2","build":"0"})");
+    write_file(pkgs / "twice" / "info" / "repodata_record.json", R"({"name":"b","version":"2","build":"0"})");
+    write_file(pkgs / "unreadable" / "info" / "index.json", R"({"name":"a")");
+    write_file(pkgs / "no-build" / "info" / "repodata_record.json", R"({"name":"c","version":"1"})");
+    write_file(tmp / "elsewhere" / "index.json", R"({"name":"z","version":"9","build":"9"})");
+    stdfs::create_directories(pkgs / "info-link");
+    stdfs::create_directory_symlink(tmp / "elsewhere", pkgs / "info-link" / "info");
+    write_file(pkgs / "a-1-1" / "info" / "index.json", R"({"name":"a","version":"1","build":"1"})");
+    const ClaimScan scan = dir.scan_claims();
+    const auto claimants = [&](const std::string& fn) {
+        const auto v = scan.claimants(*parse_package_file_name(fn));
+        EXPECT_EQ(std::set<std::string>(v.begin(), v.end()).size(), v.size()) << fn << ": a folder named twice";
+        return std::set<std::string>(v.begin(), v.end());
+    };
+    const std::set<std::string> any{"unreadable", "no-build", "info-link"};
+    auto with_any = [&](std::set<std::string> s) {
+        s.insert(any.begin(), any.end());
+        return s;
+    };
+    EXPECT_EQ(claimants("a-1-0.conda"), with_any({"a-1-0", "ab"}));
+    EXPECT_EQ(claimants("b-2-0.tar.bz2"), with_any({"ab", "twice"}));
+    EXPECT_EQ(claimants("a-1-1.conda"), with_any({"a-1-1"}));
+    EXPECT_EQ(claimants("z-9-9.conda"), any);  // through a linked info/: any, not z alone
+    EXPECT_EQ(claimants("d-1-0.conda"), any);
+    // The scan is a snapshot; find_claimants reads the directory anew.
+    write_file(pkgs / "d-1-0" / "info" / "index.json", R"({"name":"d","version":"1","build":"0"})");
+    EXPECT_EQ(claimants("d-1-0.conda"), any);
+    const auto now = dir.find_claimants(*parse_package_file_name("d-1-0.conda"));
+    EXPECT_EQ(std::set<std::string>(now.begin(), now.end()), with_any({"d-1-0"}));
 }
 
 TEST_F(PkgsDirTest, A14_move_aside_then_put_back_or_delete_following_no_link) {

@@ -24,11 +24,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace condaguard {
@@ -81,6 +83,21 @@ struct CachedEntry {
 
 class PackageDir;
 
+// What the top-level folders of a package directory claimed when
+// PackageDir::scan_claims read them.
+class ClaimScan {
+public:
+    // The folders that claim `package`, in the order the directory listed them.
+    std::vector<std::string> claimants(const PackageName& package) const;
+
+private:
+    friend class PackageDir;
+    std::vector<std::string> folders_;
+    // (name, version, build) -> indexes into folders_, ascending.
+    std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::size_t>> by_package_;
+    std::vector<std::size_t> any_;  // folders that claim every package (failing closed), ascending
+};
+
 // Holds PKGS/.condaguard/lock (flock, exclusive) until destroyed.
 class PackageDirLock {
 public:
@@ -120,7 +137,8 @@ private:
     fs::Fd folder_;
     std::filesystem::path path_;
     std::shared_ptr<std::set<std::string>> live_;  // the owner's staging names in use
-    bool spent_ = false;                           // place() has used it
+    enum class Stage { Fresh, Prepared, Synced, Spent };
+    Stage stage_ = Stage::Fresh;                   // how far place() has taken it
     std::size_t asides_ = 0;                       // entries move_aside put here
 };
 
@@ -166,7 +184,14 @@ public:
     // directory (clean_staging). Needs the lock; the staging directory is
     // spent afterwards. Throws std::invalid_argument for a bad fn or url,
     // std::system_error for I/O errors.
+    // place() is prepare(), sync() and publish() of one package; a run
+    // placing many prepares each, syncs once, then publishes each, so that
+    // the file system is synced once, not once a package. publish() refuses
+    // a staging directory that was not prepared and synced.
     void place(const PackageDirLock& held, Staging& staging, const PlaceRequest& request) const;
+    void prepare(const PackageDirLock& held, Staging& staging, const PlaceRequest& request) const;  // step 1 less syncfs
+    void sync(const PackageDirLock& held, const std::vector<Staging*>& prepared) const;           // syncfs, once
+    void publish(const PackageDirLock& held, Staging& staging, const PlaceRequest& request) const;  // steps 2-5
 
     // What the directory holds for `fn`.
     CachedEntry inspect(std::string_view fn) const;
@@ -206,6 +231,9 @@ public:
     // std::runtime_error past max_claimant_scan top-level entries.
     // .condaguard is looked at like any folder (conda would take it too,
     // were info/index.json put there), and remove_folder refuses it.
+    // scan_claims() reads every folder once and answers for any package:
+    // a run asking for many packages scans once, not once a package.
+    ClaimScan scan_claims() const;
     std::vector<std::string> find_claimants(const PackageName& package) const;
 
 private:
