@@ -151,11 +151,16 @@ private:
 // Early writeback: while the workers extract, the package directory's file
 // system is synced in the background each time a package was extracted
 // since the last sync, so that the one sync before anything is published
-// (PackageDir::sync, which alone counts and reports errors) has little left
-// to write. Syncing waits on the disk, not the CPU the workers use.
+// (PackageDir::sync) has little left to write. Syncing waits on the disk,
+// not the CPU the workers use. Its errors are ignored here, and must not be
+// lost to that sync: syncfs reports a write error once per open file
+// description, so this one syncs through its own (a dup would share the
+// package directory's), never through the one PackageDir::sync uses.
 class Writeback {
 public:
-    explicit Writeback(int fd) : fd_(fd), thread_([this](std::stop_token stop) { loop(stop); }) {}
+    explicit Writeback(int dirfd)
+        : fd_(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
+          thread_([this](std::stop_token stop) { loop(stop); }) {}
     void kick() {
         {
             std::lock_guard l(mutex_);
@@ -170,11 +175,11 @@ private:
         while (cv_.wait(l, stop, [&] { return pending_; })) {
             pending_ = false;
             l.unlock();
-            (void)::syncfs(fd_);
+            if (fd_) (void)::syncfs(fd_.get());  // none opened: no early writeback, the final sync does it all
             l.lock();
         }
     }
-    int fd_;
+    const fs::Fd fd_;  // its own open file description (see above)
     std::mutex mutex_;
     std::condition_variable_any cv_;
     bool pending_ = false;
@@ -668,6 +673,8 @@ public:
             if (!dirs_[i]) continue;
             for (auto& name : scans_[i].claimants(pkg)) {
                 if (i == 0 && name == keep) continue;
+                // Read again: it may have gone or changed since the scan.
+                if (!dirs_[i]->claims(name, pkg)) continue;
                 if (name == ".condaguard" || name == "urls.txt")
                     throw refusal(i, name, "and the gate never removes its own folder or conda's urls.txt");
                 found.push_back(Found{.dir = i, .name = std::move(name)});
@@ -725,9 +732,11 @@ public:
     }
 
     // What every package directory's folders claim, read now: clear() looks
-    // claimants up in it (each directory read once a pass, not once a
-    // package). A folder it names that has gone since is skipped; one that
-    // appears after it is found by the next scan.
+    // claimants up in it (each directory listed and read once a pass, not
+    // once a package) and reads each folder it names again before moving
+    // it (one gone or changed since is left alone). A folder that appears
+    // after the scan is not seen by that pass: run_gate scans before
+    // placing and again after.
     void scan() {
         std::lock_guard guard(mutex_);
         std::vector<ClaimScan> scans(dirs_.size());
@@ -1081,9 +1090,11 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
         if (refused_count() == 0) {
             Result synced{.verdict = Verdict::Valid};
             guarded(synced, [&] { target.sync(lock, prepared); });
+            // The one sync is every package's: none can be placed without it.
             if (synced.verdict != Verdict::Valid)
                 for (auto& j : jobs) {
-                    j.result = Result{.path = j.result.path, .verdict = synced.verdict, .reason = synced.reason};
+                    j.result.verdict = synced.verdict;
+                    j.result.reason = fmt::format("{}; verified, not placed: {}", j.result.reason, synced.reason);
                     j.ready = false;
                 }
         }
@@ -1123,8 +1134,10 @@ GateReport run_gate(const std::vector<PackageUrl>& packages, const GateOptions& 
     // or the placed package becomes an ERROR.
     for (auto& j : jobs) j.staging.reset();
     Result rescanned{.verdict = Verdict::Valid};
-    if (std::ranges::any_of(jobs, [](const Job& j) { return !j.placed.empty(); }))
+    if (std::ranges::any_of(jobs, [](const Job& j) { return !j.placed.empty(); })) {
+        if (o.after_placing) o.after_placing();
         guarded(rescanned, [&] { claimants.scan(); });
+    }
     for (auto& j : jobs) {
         if (j.placed.empty() || j.result.verdict != Verdict::Valid) continue;
         guarded(j.result, [&] {

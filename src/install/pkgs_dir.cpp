@@ -104,40 +104,61 @@ std::string random_name() {
     return out;
 }
 
-// What a JSON file in info/ could make conda take the folder for: nothing
-// (it is not there), the one package it names, or, when it cannot be shown
-// to name one package, any package.
-struct FileClaim {
-    enum class Kind { None, One, Any } kind = Kind::None;
-    std::tuple<std::string, std::string, std::string> package;  // name, version, build (Kind::One)
-};
+// What a JSON file in info/ could make conda take its folder for, as the
+// leading fields of (name, version, build) it names before one is missing
+// or not a string: the folder claims every package whose fields start with
+// them (all three: that one package; none: any package, as when the file is
+// a link or cannot be read as a JSON object). A file that names another
+// package in a field before one is missing claims nothing of this one.
+// nullopt when the file is not there.
+using ClaimPrefix = std::vector<std::string>;
 
-FileClaim json_claim(int info, const std::string& file, const std::filesystem::path& display) {
-    if (fs::kind_at(info, file) == fs::FileKind::Missing) return {};
-    const FileClaim any{.kind = FileClaim::Kind::Any};
+std::optional<ClaimPrefix> json_claim(int info, const std::string& file, const std::filesystem::path& display) {
+    if (fs::kind_at(info, file) == fs::FileKind::Missing) return std::nullopt;
     fs::OpenedFile f;
     try {
         f = fs::open_untrusted_at(info, file, display);
     } catch (const fs::NotRegularFile&) {
-        return any;  // conda's open() follows a link
+        return ClaimPrefix{};  // conda's open() follows a link
     }
     const fs::CappedRead r = fs::read_capped(f.fd.get(), max_claim_json_bytes, display.string());
-    if (r.too_big) return any;
+    if (r.too_big) return ClaimPrefix{};
     nlohmann::json j;
     try {
         j = parse_json(r.data, JsonLimits{.max_bytes = max_claim_json_bytes});
     } catch (const JsonError&) {
-        return any;
+        return ClaimPrefix{};
     }
-    if (!j.is_object()) return any;
-    std::string fields[3];
-    for (std::size_t i = 0; const char* key : {"name", "version", "build"}) {
+    ClaimPrefix out;
+    if (!j.is_object()) return out;
+    for (const char* key : {"name", "version", "build"}) {
         auto it = j.find(key);
-        if (it == j.end() || !it->is_string()) return any;
-        fields[i++] = it->get_ref<const std::string&>();
+        if (it == j.end() || !it->is_string()) break;
+        out.push_back(it->get_ref<const std::string&>());
     }
-    return FileClaim{.kind = FileClaim::Kind::One,
-                     .package = {std::move(fields[0]), std::move(fields[1]), std::move(fields[2])}};
+    return out;
+}
+
+// The claims of the top-level entry `name` (one per JSON file there; none
+// when neither is), or nullopt when it is not a package folder: a file, a
+// link (conda skips them), a folder without info/.
+std::optional<std::vector<ClaimPrefix>> folder_claims(int pkgs, const std::string& name,
+                                                      const std::filesystem::path& display) {
+    const fs::OpenedDir folder = fs::open_dir_at(pkgs, name);
+    if (!folder.fd) return std::nullopt;
+    const fs::OpenedDir info = fs::open_dir_at(folder.fd.get(), "info");
+    if (info.kind == fs::FileKind::Symlink) return std::vector<ClaimPrefix>{ClaimPrefix{}};
+    if (!info.fd) return std::nullopt;
+    std::vector<ClaimPrefix> out;
+    for (const char* file : {"index.json", "repodata_record.json"})
+        if (auto c = json_claim(info.fd.get(), file, display / "info" / file)) out.push_back(std::move(*c));
+    return out;
+}
+
+ClaimPrefix package_fields(const PackageName& p) { return {p.name, p.version, p.build}; }
+
+bool claims_package(const ClaimPrefix& claim, const ClaimPrefix& fields) {
+    return std::equal(claim.begin(), claim.end(), fields.begin());  // claim is at most 3 long
 }
 
 }  // namespace
@@ -332,6 +353,8 @@ void PackageDir::prepare(const PackageDirLock& held, Staging& staging, const Pla
     // are 0755, and every user of a shared package cache must read it. What
     // is inside keeps the modes extract_package gave (as conda's extraction).
     if (::fchmod(staging.folder_.get(), 0755) != 0) throw_errno("chmod staged folder");
+    staging.prepared_fn_ = req.fn;
+    staging.prepared_sig_ = req.sig_bytes.has_value();
     staging.stage_ = Staging::Stage::Prepared;
 }
 
@@ -339,9 +362,16 @@ void PackageDir::prepare(const PackageDirLock& held, Staging& staging, const Pla
 // package directory's): once for all of them.
 void PackageDir::sync(const PackageDirLock& held, const std::vector<Staging*>& prepared) const {
     check_held(held);
-    for (const Staging* st : prepared)
+    for (const Staging* st : prepared) {
         if (st->stage_ != Staging::Stage::Prepared) throw std::logic_error("staging directory not prepared");
-    if (::syncfs(fd_.get()) != 0) throw_errno("syncfs " + path_.string());
+        if (st->live_ != live_) throw std::logic_error("staging directory of another package directory");
+    }
+    if (::syncfs(fd_.get()) != 0) {
+        // syncfs reports an error once per open file: a second try would
+        // succeed without the data on disk, so these can never be published.
+        for (Staging* st : prepared) st->stage_ = Staging::Stage::Spent;
+        throw_errno("syncfs " + path_.string());
+    }
     for (Staging* st : prepared) st->stage_ = Staging::Stage::Synced;
 }
 
@@ -349,6 +379,10 @@ void PackageDir::publish(const PackageDirLock& held, Staging& staging, const Pla
     check_held(held);
     if (staging.stage_ != Staging::Stage::Synced || !staging.dir_)
         throw std::logic_error("staging directory not prepared and synced");
+    if (req.fn != staging.prepared_fn_ || req.sig_bytes.has_value() != staging.prepared_sig_)
+        throw std::logic_error("publish asked for another package than prepare staged");
+    if (req.url.empty() || req.url.find_first_of("\r\n") != std::string::npos)
+        throw std::invalid_argument("url is empty or holds a line break");
     staging.stage_ = Staging::Stage::Spent;
     const PackageName pkg = package_of(req.fn);
     const std::string stem = pkg.stem();
@@ -488,26 +522,12 @@ ClaimScan PackageDir::scan_claims() const {
         throw std::runtime_error(fmt::format("{} has more than {} entries", path_.string(), max_claimant_scan));
     ClaimScan out;
     for (const auto& name : names) {
-        const fs::OpenedDir folder = fs::open_dir_at(fd_.get(), name);
-        if (!folder.fd) continue;  // files, and links (conda skips them)
-        const fs::OpenedDir info = fs::open_dir_at(folder.fd.get(), "info");
-        if (!info.fd && info.kind != fs::FileKind::Symlink) continue;  // no info/ directory: not a package
+        auto claims = folder_claims(fd_.get(), name, path_ / name);
+        if (!claims || claims->empty()) continue;
         const std::size_t at = out.folders_.size();
         out.folders_.push_back(name);
-        if (!info.fd) {
-            out.any_.push_back(at);
-            continue;
-        }
-        const auto display = path_ / name / "info";
-        FileClaim claims[2] = {json_claim(info.fd.get(), "index.json", display / "index.json"),
-                               json_claim(info.fd.get(), "repodata_record.json", display / "repodata_record.json")};
-        if (claims[0].kind == FileClaim::Kind::Any || claims[1].kind == FileClaim::Kind::Any) {
-            out.any_.push_back(at);
-            continue;
-        }
-        for (auto& c : claims) {
-            if (c.kind != FileClaim::Kind::One) continue;
-            auto& list = out.by_package_[std::move(c.package)];
+        for (auto& c : *claims) {
+            auto& list = out.by_prefix_[std::move(c)];
             if (list.empty() || list.back() != at) list.push_back(at);
         }
     }
@@ -515,15 +535,27 @@ ClaimScan PackageDir::scan_claims() const {
 }
 
 std::vector<std::string> ClaimScan::claimants(const PackageName& package) const {
-    static const std::vector<std::size_t> none;
-    const auto it = by_package_.find({package.name, package.version, package.build});
-    const std::vector<std::size_t>& named = it == by_package_.end() ? none : it->second;
-    std::vector<std::size_t> both;
-    std::ranges::merge(named, any_, std::back_inserter(both));
+    const ClaimPrefix fields = package_fields(package);
+    std::vector<std::size_t> found;
+    for (std::size_t n = 0; n <= fields.size(); ++n)
+        if (const auto it = by_prefix_.find(ClaimPrefix(fields.begin(), fields.begin() + static_cast<long>(n)));
+            it != by_prefix_.end())
+            found.insert(found.end(), it->second.begin(), it->second.end());
+    std::ranges::sort(found);
+    const auto dup = std::ranges::unique(found);
+    found.erase(dup.begin(), dup.end());
     std::vector<std::string> out;
-    out.reserve(both.size());
-    for (const std::size_t i : both) out.push_back(folders_[i]);
+    out.reserve(found.size());
+    for (const std::size_t i : found) out.push_back(folders_[i]);
     return out;
+}
+
+bool PackageDir::claims(std::string_view name, const PackageName& package) const {
+    const std::string entry(name);
+    const auto claims = folder_claims(fd_.get(), entry, path_ / entry);
+    if (!claims) return false;
+    const ClaimPrefix fields = package_fields(package);
+    return std::ranges::any_of(*claims, [&](const ClaimPrefix& c) { return claims_package(c, fields); });
 }
 
 std::vector<std::string> PackageDir::find_claimants(const PackageName& package) const {

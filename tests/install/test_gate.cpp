@@ -769,6 +769,44 @@ TEST_F(Gate, A7_one_refused_package_leaves_the_package_cache_as_it_was_for_the_w
     EXPECT_TRUE(stdfs::is_empty(pkgs() / ".condaguard" / "staging"));
 }
 
+TEST_F(Gate, A14_a_claimant_that_appears_while_packages_are_placed_is_removed_too) {
+    // Written by something that does not take the lock, after the scan
+    // before placing: the scan after placing finds it.
+    const stdfs::path late = pkgs() / ".tmp-late";
+    options_.after_placing = [&] { write_file(late / "info" / "index.json", alpha_index); };
+    const GateReport rep = gate({url(alpha_), url(beta_)});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    EXPECT_EQ(to_string(rep.packages[0].verdict), "VALID") << rep.packages[0].reason;
+    EXPECT_EQ(to_string(rep.packages[1].verdict), "VALID") << rep.packages[1].reason;
+    EXPECT_FALSE(stdfs::exists(stdfs::symlink_status(late)));
+    EXPECT_EQ(rep.cleaned.at(0), std::vector<std::string>{late.string()});
+    EXPECT_TRUE(rep.cleaned.at(1).empty());
+}
+
+TEST_F(Gate, A7_staging_failing_for_one_package_places_nothing_and_puts_claimants_back) {
+    // gamma verifies and extracts, but ships info/repodata_record.json as a
+    // directory, which staging it for placing (step 1) cannot replace: an
+    // ERROR found after alpha was staged. Nothing is published, and alpha's
+    // claimant, moved out before, is back (found by an adversarial review).
+    const stdfs::path gamma = build_package(
+        ch() / "noarch", PackageSpec{.name = "gamma", .extra_info_members = {{"info/repodata_record.json/x", "x"}}});
+    sign_index();
+    write_file(pkgs() / "urls.txt", "");
+    write_file(pkgs() / ".tmp-a" / "info" / "index.json", alpha_index);
+    const auto before = snapshot(pkgs());
+    const GateReport rep = gate({url(alpha_), url(gamma)});
+    ASSERT_EQ(rep.packages.size(), 2u);
+    EXPECT_EQ(to_string(rep.packages[1].verdict), "ERROR") << rep.packages[1].reason;
+    EXPECT_NE(rep.packages[1].reason.find("repodata_record.json"), std::string::npos) << rep.packages[1].reason;
+    EXPECT_EQ(to_string(rep.packages[0].verdict), "VALID") << rep.packages[0].reason;
+    EXPECT_NE(rep.packages[0].reason.find("verified, not placed: 1 other package of this run was refused"),
+              std::string::npos)
+        << rep.packages[0].reason;
+    EXPECT_TRUE(rep.placed.empty());
+    EXPECT_EQ(outside_guard(snapshot(pkgs())), outside_guard(before));
+    EXPECT_TRUE(stdfs::is_empty(pkgs() / ".condaguard" / "staging"));
+}
+
 TEST_F(Gate, A14_claimant_refusing_one_package_puts_back_another_packages_claimants) {
     // alpha passes everything and its claimant in a second directory can be
     // moved; beta is claimed by a .condaguard folder, which the gate never

@@ -140,6 +140,13 @@ TEST_F(PkgsDirTest, publish_needs_prepare_then_sync) {
     EXPECT_THROW(dir.publish(held, st, req), std::logic_error);  // not synced
     EXPECT_EQ(top_level(pkgs), (std::set<std::string>{"urls.txt", ".condaguard"}));
     dir.sync(held, {&st});
+    PlaceRequest other = req;
+    other.fn = "other-1.0-0.conda";
+    EXPECT_THROW(dir.publish(held, st, other), std::logic_error);  // not what prepare staged
+    other = req;
+    other.sig_bytes.reset();
+    EXPECT_THROW(dir.publish(held, st, other), std::logic_error);
+    EXPECT_EQ(top_level(pkgs), (std::set<std::string>{"urls.txt", ".condaguard"}));
     dir.publish(held, st, req);
     expect_entry("new");
     EXPECT_THROW(dir.publish(held, st, req), std::logic_error);  // spent
@@ -260,7 +267,7 @@ TEST_F(PkgsDirTest, A14_one_scan_answers_for_every_package) {
         EXPECT_EQ(std::set<std::string>(v.begin(), v.end()).size(), v.size()) << fn << ": a folder named twice";
         return std::set<std::string>(v.begin(), v.end());
     };
-    const std::set<std::string> any{"unreadable", "no-build", "info-link"};
+    const std::set<std::string> any{"unreadable", "info-link"};
     auto with_any = [&](std::set<std::string> s) {
         s.insert(any.begin(), any.end());
         return s;
@@ -270,11 +277,35 @@ TEST_F(PkgsDirTest, A14_one_scan_answers_for_every_package) {
     EXPECT_EQ(claimants("a-1-1.conda"), with_any({"a-1-1"}));
     EXPECT_EQ(claimants("z-9-9.conda"), any);  // through a linked info/: any, not z alone
     EXPECT_EQ(claimants("d-1-0.conda"), any);
+    // Its build missing: every build of c 1, and nothing else.
+    EXPECT_EQ(claimants("c-1-0.conda"), with_any({"no-build"}));
+    EXPECT_EQ(claimants("c-1-7.conda"), with_any({"no-build"}));
+    EXPECT_EQ(claimants("c-2-0.conda"), any);
+    // claims() reads one folder again.
+    EXPECT_TRUE(dir.claims("ab", *parse_package_file_name("b-2-0.conda")));
+    EXPECT_FALSE(dir.claims("ab", *parse_package_file_name("b-2-1.conda")));
+    EXPECT_TRUE(dir.claims("info-link", *parse_package_file_name("b-2-1.conda")));
+    EXPECT_FALSE(dir.claims("gone", *parse_package_file_name("a-1-0.conda")));
+    stdfs::remove_all(pkgs / "a-1-0");
+    EXPECT_FALSE(dir.claims("a-1-0", *parse_package_file_name("a-1-0.conda")));
     // The scan is a snapshot; find_claimants reads the directory anew.
     write_file(pkgs / "d-1-0" / "info" / "index.json", R"({"name":"d","version":"1","build":"0"})");
     EXPECT_EQ(claimants("d-1-0.conda"), any);
     const auto now = dir.find_claimants(*parse_package_file_name("d-1-0.conda"));
     EXPECT_EQ(std::set<std::string>(now.begin(), now.end()), with_any({"d-1-0"}));
+}
+
+// A file that names another package before a field is missing or not a
+// string claims nothing of this one (it cannot be this package's): only a
+// file that cannot be read as naming another package claims every one.
+TEST_F(PkgsDirTest, A14_a_file_naming_another_package_before_a_field_is_missing_claims_nothing_of_this_one) {
+    const PackageDir dir = PackageDir::open(pkgs, CreateIfMissing::Yes);
+    write_file(pkgs / "other-no-build" / "info" / "index.json", R"({"name":"other","version":"1"})");
+    write_file(pkgs / "other-num-version" / "info" / "index.json", R"({"name":"other","version":1,"build":"0"})");
+    write_file(pkgs / "pkg-other-version" / "info" / "index.json", R"({"name":"pkg","version":"2.0"})");
+    EXPECT_TRUE(dir.find_claimants(*parse_package_file_name(kFn)).empty());
+    write_file(pkgs / "pkg-no-build" / "info" / "repodata_record.json", R"({"name":"pkg","version":"1.0","build":7})");
+    EXPECT_EQ(dir.find_claimants(*parse_package_file_name(kFn)), std::vector<std::string>{"pkg-no-build"});
 }
 
 TEST_F(PkgsDirTest, A14_move_aside_then_put_back_or_delete_following_no_link) {

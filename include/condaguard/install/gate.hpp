@@ -128,6 +128,9 @@ struct GateOptions {
     std::optional<std::chrono::seconds> min_age;        // since the record's timestamp
     bool refuse_link_scripts = false;
     unsigned jobs = 0;  // extraction threads (0: one per core)
+    // Called once every package of the run is placed, before the package
+    // directories are scanned again for claimants (tests plant one here).
+    std::function<void()> after_placing;
     // Steps 1 and 2 only (what needs no package download: the index, the
     // record and its hashes, min_age, the index key's revocation). A package
     // that passes them is VALID with dry_run_reason (or, from an unsigned

@@ -30,7 +30,6 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <vector>
 
 namespace condaguard {
@@ -93,9 +92,9 @@ public:
 private:
     friend class PackageDir;
     std::vector<std::string> folders_;
-    // (name, version, build) -> indexes into folders_, ascending.
-    std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::size_t>> by_package_;
-    std::vector<std::size_t> any_;  // folders that claim every package (failing closed), ascending
+    // The leading fields of (name, version, build) a folder's JSON file
+    // names (none: it claims any package) -> indexes into folders_, ascending.
+    std::map<std::vector<std::string>, std::vector<std::size_t>> by_prefix_;
 };
 
 // Holds PKGS/.condaguard/lock (flock, exclusive) until destroyed.
@@ -139,6 +138,8 @@ private:
     std::shared_ptr<std::set<std::string>> live_;  // the owner's staging names in use
     enum class Stage { Fresh, Prepared, Synced, Spent };
     Stage stage_ = Stage::Fresh;                   // how far place() has taken it
+    std::string prepared_fn_;                      // what prepare() staged: publish() must be asked for it
+    bool prepared_sig_ = false;
     std::size_t asides_ = 0;                       // entries move_aside put here
 };
 
@@ -227,14 +228,18 @@ public:
     // info/index.json or info/repodata_record.json names this name, version
     // and build, and, failing closed, those where either file is there but
     // cannot be read as a JSON object naming another package (a link, over
-    // 16 MiB, not parsable by sys/json, fields missing). Throws
-    // std::runtime_error past max_claimant_scan top-level entries.
-    // .condaguard is looked at like any folder (conda would take it too,
-    // were info/index.json put there), and remove_folder refuses it.
+    // 16 MiB, not parsable by sys/json, a field missing or not a string
+    // before one names another package). Throws std::runtime_error past
+    // max_claimant_scan top-level entries. .condaguard is looked at like
+    // any folder (conda would take it too, were info/index.json put there),
+    // and remove_folder refuses it.
     // scan_claims() reads every folder once and answers for any package:
     // a run asking for many packages scans once, not once a package.
+    // claims() reads the one top-level entry `name` again: whether it still
+    // claims the package (false when it is gone or no package folder).
     ClaimScan scan_claims() const;
     std::vector<std::string> find_claimants(const PackageName& package) const;
+    bool claims(std::string_view name, const PackageName& package) const;
 
 private:
     PackageDir(fs::Fd fd, std::filesystem::path path, dev_t dev, ino_t ino)

@@ -54,7 +54,7 @@ struct ExtractLimits {
 // read") into the empty directory `dest_dirfd`. A .tar.bz2 is its one tar;
 // a .conda is its pkg-STEM.tar.zst and info-STEM.tar.zst, in the order the
 // zip holds them, into one tree. Returns the bytes' size and sha256 (md5 is
-// not computed, and stays all zeros: the caller checked it before).
+// not computed, and stays all zeros: sha256 is the check).
 // Throws CorruptPackage / VerdictError(Invalid) for the refusals above,
 // std::system_error for I/O errors (a destination that is not empty is one:
 // EEXIST).
