@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <deque>
 #include <thread>
 #include <cerrno>
 #include <fcntl.h>

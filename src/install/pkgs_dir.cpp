@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
-#include <iterator>
 #include <stdexcept>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -552,10 +551,10 @@ std::vector<std::string> ClaimScan::claimants(const PackageName& package) const 
 
 bool PackageDir::claims(std::string_view name, const PackageName& package) const {
     const std::string entry(name);
-    const auto claims = folder_claims(fd_.get(), entry, path_ / entry);
-    if (!claims) return false;
+    const auto found = folder_claims(fd_.get(), entry, path_ / entry);
+    if (!found) return false;
     const ClaimPrefix fields = package_fields(package);
-    return std::ranges::any_of(*claims, [&](const ClaimPrefix& c) { return claims_package(c, fields); });
+    return std::ranges::any_of(*found, [&](const ClaimPrefix& c) { return claims_package(c, fields); });
 }
 
 std::vector<std::string> PackageDir::find_claimants(const PackageName& package) const {
