@@ -44,7 +44,9 @@ unsigned, its records not authenticated) or UNVERIFIED; a package's index is
 the directory of its "url" plus /repodata.json.
 "cleaned" lists, per package, the folders (full paths, in any of
 pkgs_dirs) that claimed it and were removed before it was placed (planted
-siblings, leftovers); it is informational, empty when none.
+siblings, leftovers); empty when none, a list of absolute paths or the
+answer refuses. The plugin prints one line for each (--quiet silences them:
+the folders are already gone, nothing is left to decide).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class GateAnswer:
     unverified: List[Unverified]
     indexes: List[IndexNote] = field(default_factory=list)
     index_of: Dict[str, Optional[str]] = field(default_factory=dict)
+    cleaned: Dict[str, List[str]] = field(default_factory=dict)  # fn -> folders removed, when any
 
     def dry_run_lines(self) -> List[str]:
         """What a dry run established, one line per index, then a count by
@@ -167,6 +170,13 @@ class GateAnswer:
         """One line per UNVERIFIED package, as the plugin prints them."""
         return [f"conda-guard: WARNING: {u.fn} from {u.channel} is UNVERIFIED: {u.reason}"
                 for u in self.unverified]
+
+    def cleaned_lines(self) -> List[str]:
+        """One line per folder the gate removed because it claimed a package
+        of this run (conda could have linked it instead of the verified one)."""
+        return [f"removed {folder} from the package cache: it claimed {_stem(fn)}, and conda could have "
+                f"linked it instead of the verified folder"
+                for fn, folders in self.cleaned.items() for folder in folders]
 
     def summary(self, done: str, noun: str = "package") -> str:
         """How many ``noun``s are ``done`` ("verified and placed"), then the
@@ -330,6 +340,14 @@ def _join_url(*parts: Optional[str]) -> str:
 
 STDLIB_URL_FUNCTIONS = UrlFunctions(is_url=_is_url, path_to_url=_path_to_url, expand=_expand,
                                     join_url=_join_url)
+
+
+def _stem(fn: str) -> str:
+    """NAME-VERSION-BUILD of ``NAME-VERSION-BUILD.EXT`` (fn itself otherwise)."""
+    for ext in PACKAGE_EXTENSIONS:
+        if fn.endswith(ext):
+            return fn[: -len(ext)]
+    return fn
 
 
 def split_fn(fn: str) -> Tuple[str, str, str]:
@@ -627,6 +645,7 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> G
                                       "UNVERIFIED by policy)"] + refused))
     placed: Dict[str, Optional[str]] = {}
     unverified: List[Unverified] = []
+    cleaned: Dict[str, List[str]] = {}
     for item in packages:
         fn = item.get("fn")
         if not isinstance(fn, str) or fn not in wanted or fn in placed:
@@ -635,6 +654,11 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> G
         if not request["dry_run"] and not (isinstance(folder, str) and os.path.isabs(folder)):
             raise GateRefused(f"{fn}: conda-guard gate did not say where it placed the package")
         placed[fn] = folder
+        removed = item.get("cleaned", [])
+        if not isinstance(removed, list) or not all(isinstance(c, str) and os.path.isabs(c) for c in removed):
+            raise GateRefused(f"{fn}: conda-guard gate answered a malformed \"cleaned\" list")
+        if removed:
+            cleaned[fn] = [one_line(c) for c in removed]
         channel = _unsigned_channel(item)
         if channel is not None:
             unverified.append(Unverified(fn=fn, channel=one_line(channel), reason=one_line(item["reason"])))
@@ -649,7 +673,7 @@ def check_response(request: Dict[str, Any], returncode: int, stdout: bytes) -> G
         url = item.get("url")
         index_of[item["fn"]] = (one_line(url.rsplit("/", 1)[0]) + "/repodata.json"
                                 if isinstance(url, str) and "/" in url else None)
-    return GateAnswer(placed=placed, unverified=unverified, indexes=indexes, index_of=index_of)
+    return GateAnswer(placed=placed, unverified=unverified, indexes=indexes, index_of=index_of, cleaned=cleaned)
 
 
 def run_gate(binary: str, request: Dict[str, Any], *,

@@ -150,6 +150,8 @@ def _gate(records: List[Dict[str, Any]], checks_for: Any) -> None:
             for line in answer.dry_run_lines():
                 _say(line)
             return
+        for line in answer.cleaned_lines():
+            _say(line)
         placed = answer.placed
         from conda.core.package_cache_data import PackageCacheData, ProgressiveFetchExtract
 

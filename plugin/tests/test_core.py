@@ -141,6 +141,26 @@ class Response(unittest.TestCase):
         self.assertEqual(answer.placed, {"a-1-0.conda": "/p/a-1-0", "b-1-0.conda": "/p/b-1-0"})
         self.assertEqual(answer.unverified, [])
 
+    def test_A14_removed_claimants_are_named_one_line_each(self) -> None:
+        answer = core.check_response(self.request(), 0, self.answer(
+            [dict(self.valid("a-1-0.conda"), cleaned=["/p/.tmp-x", "/q/a-1-0.old"]),
+             dict(self.valid("b-1-0.conda"), cleaned=[])]))
+        self.assertEqual(answer.cleaned, {"a-1-0.conda": ["/p/.tmp-x", "/q/a-1-0.old"]})
+        self.assertEqual(answer.cleaned_lines(), [
+            "removed /p/.tmp-x from the package cache: it claimed a-1-0, and conda could have linked it "
+            "instead of the verified folder",
+            "removed /q/a-1-0.old from the package cache: it claimed a-1-0, and conda could have linked it "
+            "instead of the verified folder"])
+        self.assertEqual(core.check_response(self.request(), 0, self.answer(
+            [self.valid("a-1-0.conda"), self.valid("b-1-0.conda")])).cleaned_lines(), [])
+
+    def test_A19_a_malformed_cleaned_list_refuses(self) -> None:
+        for bad in ("/p/x", ["relative"], [1], {"a": 1}, None):
+            with self.subTest(bad=bad):
+                with self.assertRaisesRegex(core.GateRefused, "malformed"):
+                    core.check_response(self.request(), 0, self.answer(
+                        [dict(self.valid("a-1-0.conda"), cleaned=bad), self.valid("b-1-0.conda")]))
+
     UNSIGNED_INDEX = {"path": "https://conda.anaconda.org/conda-forge/noarch/repodata.json",
                       "verdict": "UNVERIFIED", "reason": "index not authenticated"}
 

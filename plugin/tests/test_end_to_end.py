@@ -311,9 +311,12 @@ class EndToEnd(unittest.TestCase):
             json.dump(paths, f)
         return folder
 
-    def _assert_signed_or_refused(self, r, folder_name):
+    def _assert_signed_or_refused(self, r, folder_name, removed=True):
         if r.returncode == 0:
             self.assertEqual(self.installed_bytes(), b"hello, signed bytes\n", r.stderr)
+            if removed:  # the user is told which folder went
+                self.assertIn(f"conda-guard: removed {os.path.join(self.ws.pkgs, folder_name)} from the "
+                              "package cache: it claimed hello-1.0-0", r.stderr)
         else:
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
             self.assertIn("CondaVerificationError: ", r.stderr)
@@ -333,7 +336,7 @@ class EndToEnd(unittest.TestCase):
     def test_A14_tampered_extracted_folder_never_linked(self):
         self._claimant("hello-1.0-0", b"tampered in the cache\n")
         r = self.conda("install", "-n", "x", "-y", "hello")
-        self._assert_signed_or_refused(r, "hello-1.0-0")
+        self._assert_signed_or_refused(r, "hello-1.0-0", removed=False)  # replaced, not a claimant
 
     def test_A14_planted_folder_in_another_package_directory_never_linked(self):
         """A claimant in a second package directory conda searches: without the
