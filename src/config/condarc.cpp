@@ -314,6 +314,28 @@ private:
         out = {std::move(all), ms.back()->source};
     }
 
+    // pkgs_dirs or envs_dirs: the merged list, each expanded and normalised
+    // (no trailing '/'), without duplicates; when none is set, conda's
+    // default ROOT/LEAF (when the root is known), then ~/.conda/LEAF.
+    Sourced<std::vector<stdfs::path>> dir_list(Key key, const char* leaf) const {
+        Sourced<std::vector<std::string>> given;
+        merged_list(key, given);
+        Sourced<std::vector<stdfs::path>> out;
+        if (given.value.empty()) {
+            if (!env_.root_prefix.empty()) out.value.push_back(env_.root_prefix / leaf);
+            out.value.push_back(env_.home / ".conda" / leaf);
+            return out;
+        }
+        out.source = given.source;
+        for (const std::string& p : given.value) {
+            std::string n = stdfs::path(expand(p, env_)).lexically_normal().string();
+            while (n.size() > 1 && n.ends_with("/")) n.pop_back();
+            stdfs::path e(std::move(n));
+            if (std::find(out.value.begin(), out.value.end(), e) == out.value.end()) out.value.push_back(std::move(e));
+        }
+        return out;
+    }
+
     template <class T, class F>
     void merged_map(Key key, std::map<std::string, Sourced<T>>& out, F convert) const {
         for (const Match* m : relevant(key)) {
@@ -373,37 +395,8 @@ private:
         last(Key::Offline, c.offline, [&](const Match& m) { return to_bool(m); });
         last(Key::UseZst, c.repodata_use_zst, [&](const Match& m) { return to_bool(m); });
 
-        Sourced<std::vector<std::string>> pkgs;
-        merged_list(Key::PkgsDirs, pkgs);
-        if (pkgs.value.empty()) {
-            if (!env_.root_prefix.empty()) c.pkgs_dirs.value.push_back(env_.root_prefix / "pkgs");
-            c.pkgs_dirs.value.push_back(env_.home / ".conda" / "pkgs");
-        } else {
-            c.pkgs_dirs.source = pkgs.source;
-            for (const std::string& p : pkgs.value) {
-                std::string n = stdfs::path(expand(p, env_)).lexically_normal().string();
-                while (n.size() > 1 && n.ends_with("/")) n.pop_back();
-                stdfs::path e(std::move(n));
-                if (std::find(c.pkgs_dirs.value.begin(), c.pkgs_dirs.value.end(), e) == c.pkgs_dirs.value.end())
-                    c.pkgs_dirs.value.push_back(std::move(e));
-            }
-        }
-
-        Sourced<std::vector<std::string>> envs;
-        merged_list(Key::EnvsDirs, envs);
-        if (envs.value.empty()) {
-            if (!env_.root_prefix.empty()) c.envs_dirs.value.push_back(env_.root_prefix / "envs");
-            c.envs_dirs.value.push_back(env_.home / ".conda" / "envs");
-        } else {
-            c.envs_dirs.source = envs.source;
-            for (const std::string& p : envs.value) {
-                std::string n = stdfs::path(expand(p, env_)).lexically_normal().string();
-                while (n.size() > 1 && n.ends_with("/")) n.pop_back();
-                stdfs::path e(std::move(n));
-                if (std::find(c.envs_dirs.value.begin(), c.envs_dirs.value.end(), e) == c.envs_dirs.value.end())
-                    c.envs_dirs.value.push_back(std::move(e));
-            }
-        }
+        c.pkgs_dirs = dir_list(Key::PkgsDirs, "pkgs");
+        c.envs_dirs = dir_list(Key::EnvsDirs, "envs");
 
         Sourced<std::string> subdir{.value = env_.native_subdir};
         last(Key::Subdir, subdir, [&](const Match& m) { return scalar(m); });
