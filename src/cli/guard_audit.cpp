@@ -71,14 +71,12 @@ int run_audit(const AuditArgs& a, const Reporter& out) {
             throw CommandError(2, fmt::format("--online, but conda's offline setting is on ({})", setup.conda.offline.source));
         o.online = gate;
     }
-    AuditProgressLine line(out);
+    ProgressLine line(out);
     o.progress = [&](const AuditProgress& p) { line.show(p); };
     AuditReport report;
     try {
         report = audit_prefix(prefix, o, setup.env);
-    } catch (const std::system_error& e) {
-        throw CommandError(2, e.what());
-    } catch (const std::runtime_error& e) {
+    } catch (const std::runtime_error& e) {  // std::system_error too
         throw CommandError(2, e.what());
     }
     return out.audit(prefix, report);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <unistd.h>
 
 namespace condaguard::cli {
 
@@ -345,6 +346,19 @@ int Reporter::state_reset(const std::string& channel) const {
     else
         fmt::print("forgot channel '{}'\n", escape_text(channel));
     return 0;
+}
+
+ProgressLine::ProgressLine(const Reporter& out) : enabled_(!out.json && ::isatty(STDERR_FILENO) == 1) {}
+
+ProgressLine::~ProgressLine() {
+    if (enabled_ && shown_) fmt::print(stderr, "\r\033[K");
+}
+
+void ProgressLine::draw(std::string_view text) {
+    if (!enabled_) return;
+    shown_ = true;
+    fmt::print(stderr, "\r\033[K{}", text);
+    std::fflush(stderr);
 }
 
 }  // namespace condaguard::cli

@@ -244,9 +244,10 @@ private:
     const char* prog_;
 };
 
-// The fetch progress display: one line on standard error, redrawn in place,
-// only when standard error is a terminal and the output is not JSON; cleared
-// when done. (report_gate.cpp)
+// A progress display: one line on standard error, redrawn in place, only
+// when standard error is a terminal and the output is not JSON; cleared
+// when done. show() for the gate's transfers is in report_gate.cpp, for the
+// audit's hashing in report_audit.cpp.
 class ProgressLine {
 public:
     explicit ProgressLine(const Reporter& out);
@@ -254,26 +255,14 @@ public:
     ProgressLine(const ProgressLine&) = delete;
     ProgressLine& operator=(const ProgressLine&) = delete;
     void show(const GateProgress& p);
-
-private:
-    bool enabled_;
-    bool shown_ = false;
-    std::chrono::steady_clock::time_point start_;
-};
-
-// The audit's progress: files and bytes hashed, on standard error, only
-// when it is a terminal and the output is not JSON. (report_audit.cpp)
-class AuditProgressLine {
-public:
-    explicit AuditProgressLine(const Reporter& out);
-    ~AuditProgressLine();
-    AuditProgressLine(const AuditProgressLine&) = delete;
-    AuditProgressLine& operator=(const AuditProgressLine&) = delete;
     void show(const AuditProgress& p);
 
 private:
+    // Replaces the line with `text` (when enabled).
+    void draw(std::string_view text);
     bool enabled_;
     bool shown_ = false;
+    std::chrono::steady_clock::time_point start_;  // the first show(): for the gate's rate
 };
 
 // Display width of escape_text(s) (code points, not bytes).

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <unistd.h>
 
 namespace condaguard::cli {
 
@@ -111,18 +110,10 @@ int Reporter::audit(const std::filesystem::path& prefix, const AuditReport& repo
     return status;
 }
 
-AuditProgressLine::AuditProgressLine(const Reporter& out) : enabled_(!out.json && ::isatty(STDERR_FILENO) == 1) {}
-
-AuditProgressLine::~AuditProgressLine() {
-    if (enabled_ && shown_) fmt::print(stderr, "\r\033[K");
-}
-
-void AuditProgressLine::show(const AuditProgress& p) {
+void ProgressLine::show(const AuditProgress& p) {
     if (!enabled_) return;
-    shown_ = true;
-    fmt::print(stderr, "\r\033[Kaudit: {}/{} files, {:.1f} MiB hashed", p.files_done, p.files_total,
-               static_cast<double>(p.bytes_done) / (1024.0 * 1024.0));
-    std::fflush(stderr);
+    draw(fmt::format("audit: {}/{} files, {:.1f} MiB hashed", p.files_done, p.files_total,
+                     static_cast<double>(p.bytes_done) / (1024.0 * 1024.0)));
 }
 
 }  // namespace condaguard::cli

@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <unistd.h>
 
 namespace condaguard::cli {
 
@@ -110,23 +109,14 @@ int Reporter::gate_stopped(std::string_view message) const {
     return status;
 }
 
-ProgressLine::ProgressLine(const Reporter& out) : enabled_(!out.json && ::isatty(STDERR_FILENO) == 1) {}
-
-ProgressLine::~ProgressLine() {
-    if (enabled_ && shown_) fmt::print(stderr, "\r\033[K");
-}
-
 void ProgressLine::show(const GateProgress& p) {
     if (!enabled_) return;
     const auto now = std::chrono::steady_clock::now();
     if (!shown_) start_ = now;
-    shown_ = true;
     const double secs = std::chrono::duration<double>(now - start_).count();
     const double rate = secs > 0 ? static_cast<double>(p.bytes_done) / secs : 0.0;
-    fmt::print(stderr, "\r\033[K{:.1f} / {:.1f} MB, {} of {} packages, {:.1f} MB/s",
-               static_cast<double>(p.bytes_done) / 1e6, static_cast<double>(p.bytes_expected) / 1e6, p.packages_done,
-               p.packages_total, rate / 1e6);
-    std::fflush(stderr);
+    draw(fmt::format("{:.1f} / {:.1f} MB, {} of {} packages, {:.1f} MB/s", static_cast<double>(p.bytes_done) / 1e6,
+                     static_cast<double>(p.bytes_expected) / 1e6, p.packages_done, p.packages_total, rate / 1e6));
 }
 
 }  // namespace condaguard::cli
