@@ -3,11 +3,11 @@
 #include <condaguard/audit/audit.hpp>
 #include <condaguard/audit/record.hpp>
 #include <condaguard/audit/untracked.hpp>
-#include <condaguard/channel/publish.hpp>
 #include <condaguard/sys/fs.hpp>
 #include <condaguard/sys/json.hpp>
 
 #include "../support/prefix.hpp"
+#include "../support/signed_channel.hpp"
 
 #include <gtest/gtest.h>
 
@@ -265,18 +265,7 @@ class AuditOnline : public AuditEnv {
 protected:
     void SetUp() override {
         AuditEnv::SetUp();
-        stdfs::create_directories(channel.path() / "linux-64");
-        stdfs::copy_file(env.pkgs() / demo.fn(), channel.path() / "linux-64" / demo.fn());
-        index_channel(channel.path(), IndexOptions{.jobs = 1,
-                                                   .signing = IndexSigning{.key_name = KeyName("tester"),
-                                                                           .key = &env.key(),
-                                                                           .channel_id = "demo",
-                                                                           .signed_at = system_now()}});
-        nlohmann::json rec = env.read_record(demo);
-        rec["url"] = "file://" + (channel.path() / "linux-64" / demo.fn()).string();
-        rec["channel"] = "file://" + (channel.path() / "linux-64").string();
-        env.write_record(demo, rec);
-        stdfs::remove(env.pkgs() / demo.fn());
+        move_to_signed_channel(env, demo, channel.path());
     }
     AuditReport online() {
         AuditOptions o;

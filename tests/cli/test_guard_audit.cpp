@@ -1,8 +1,8 @@
 // conda-guard audit as users run it: the exact text, JSON with its version,
 // exit codes, -n NAME through envs_dirs, nothing but the report in a pipe.
-#include <condaguard/channel/publish.hpp>
 
 #include "../support/prefix.hpp"
+#include "../support/signed_channel.hpp"
 #include "../support/support.hpp"
 
 #include <gtest/gtest.h>
@@ -94,18 +94,7 @@ TEST_F(GuardAudit, json_flags_are_words) {
 
 TEST_F(GuardAudit, A24_online_checks_a_record_whose_archive_is_gone_against_the_signed_index) {
     TempDir channel;
-    stdfs::create_directories(channel.path() / "linux-64");
-    stdfs::copy_file(env_.pkgs() / demo_.fn(), channel.path() / "linux-64" / demo_.fn());
-    index_channel(channel.path(), IndexOptions{.jobs = 1,
-                                               .signing = IndexSigning{.key_name = KeyName("tester"),
-                                                                       .key = &env_.key(),
-                                                                       .channel_id = "demo",
-                                                                       .signed_at = system_now()}});
-    nlohmann::json rec = env_.read_record(demo_);
-    rec["url"] = "file://" + (channel.path() / "linux-64" / demo_.fn()).string();
-    rec["channel"] = "file://" + (channel.path() / "linux-64").string();
-    env_.write_record(demo_, rec);
-    stdfs::remove(env_.pkgs() / demo_.fn());
+    move_to_signed_channel(env_, demo_, channel.path());
     const RunResult offline = audit({"-p", env_.prefix().string()});
     EXPECT_EQ(offline.status, 1);
     EXPECT_NE(offline.out.find("MISSING_SIG"), std::string::npos) << offline.out;
