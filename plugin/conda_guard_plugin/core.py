@@ -352,11 +352,8 @@ def _stem(fn: str) -> str:
 
 def split_fn(fn: str) -> Tuple[str, str, str]:
     """name, version, build of ``NAME-VERSION-BUILD.EXT``."""
-    for ext in PACKAGE_EXTENSIONS:
-        if fn.endswith(ext):
-            stem = fn[: -len(ext)]
-            break
-    else:
+    stem = _stem(fn)
+    if stem == fn:
         raise GateRefused(f"{fn}: not a package file name")
     parts = stem.rsplit("-", 2)
     if len(parts) != 3 or not all(parts):
